@@ -1,0 +1,290 @@
+"""Bad input through the real command line: one clear line, exit status 2.
+
+Every case runs ``python -m tidesim run ...`` in a subprocess and checks that
+stderr is exactly one ``tidesim: error: ...`` line naming the offending key and
+value, with no traceback, and that nothing was simulated (stdout is empty).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the config text (``None``: no file), extra flags, expected text."""
+
+    id: str
+    toml: str | None
+    flags: tuple[str, ...]
+    expect: tuple[str, ...]
+
+
+RIG = 'preset = "hitl8"\n'
+
+CASES = [
+    Case(
+        "wrong-type",
+        RIG + '[control]\nupdate_period_ticks = "25000"\n',
+        (),
+        ("control.update_period_ticks", "'25000'", "must be an integer"),
+    ),
+    Case("unknown-top-level-key", RIG + 'colour = "red"\n', (), ("colour", "'red'", "not a known")),
+    Case(
+        "unknown-nested-key",
+        RIG + "[clock]\noffset_ppm = 5.0\n",
+        (),
+        ("clock.offset_ppm", "5.0", "did you mean 'offsets_ppm'?"),
+    ),
+    Case(
+        "unknown-adjust-key",
+        RIG + "[[buffer.adjust]]\nlink = [0, 1]\nat_s = 0.1\nframe = 4\n",
+        (),
+        ("buffer.adjust[0].frame", "4", "did you mean 'frames'?"),
+    ),
+    Case(
+        "negative-latency",
+        RIG + "[topology]\nlatency_s = -1e-9\n",
+        (),
+        ("topology.latency_s", "-1e-09", ">= 0"),
+    ),
+    Case(
+        "negative-latency-in-list",
+        '[topology]\nkind = "line"\nn = 3\nlatency_s = [1e-8, -2e-8]\n',
+        (),
+        ("topology.latency_s", "-2e-08", "edge 1"),
+    ),
+    Case(
+        "disconnected-topology",
+        '[topology]\nkind = "edges"\nedges = [[0, 1], [2, 3]]\n',
+        (),
+        ("topology", "[[0, 1], [2, 3]]", "connected"),
+    ),
+    Case(
+        "buffer-depth-not-power-of-two",
+        RIG + "[buffer]\ndepth = 24\n",
+        (),
+        ("buffer.depth", "24", "power of two"),
+    ),
+    Case("unknown-preset-in-file", 'preset = "hitl9"\n', (), ("preset", "'hitl9'", "hitl8")),
+    Case("unknown-preset-flag", None, ("--preset", "nope"), ("preset", "'nope'", "hitl8")),
+    Case(
+        "bad-fidelity-in-file",
+        RIG + '[run]\nfidelity = "fast"\n',
+        (),
+        ("run.fidelity", "'fast'", "event"),
+    ),
+    Case("bad-fidelity-flag", None, ("--fidelity", "fast"), ("--fidelity", "'fast'")),
+    Case("toml-syntax-error", "[run\nuntil_s = 1.0\n", (), ("{path}", "line 1", "valid TOML")),
+    Case("missing-file", None, ("{missing}",), ("does-not-exist.toml", "existing file")),
+    Case(
+        "per-node-list-wrong-length",
+        RIG + "[clock]\noffsets_ppm = [1.0, 2.0, 3.0]\n",
+        (),
+        ("clock.offsets_ppm", "[1.0, 2.0, 3.0]", "one entry per node (8)"),
+    ),
+    Case(
+        "theta0-out-of-range",
+        RIG + "[clock]\ntheta0 = 1.5\n",
+        (),
+        ("clock.theta0", "1.5", "[0, 1)"),
+    ),
+    Case(
+        "theta0-entry-out-of-range",
+        'preset = "hitl-line4"\n[clock]\ntheta0 = [0.1, 0.2, -0.3, 0.4]\n',
+        (),
+        ("clock.theta0[2]", "-0.3", "[0, 1)"),
+    ),
+    Case(
+        "negative-start-delay",
+        RIG + "[clock]\nstart_s = -0.5\n",
+        (),
+        ("clock.start_s", "-0.5", ">= 0"),
+    ),
+    Case(
+        "delay-not-below-update-period",
+        RIG + "[control]\ndelay_ticks = 25000\n",
+        (),
+        ("control.delay_ticks", "25000", "update_period_ticks"),
+    ),
+    Case(
+        "until-s-and-until-cycles",
+        RIG + "[run]\nuntil_s = 1.0\nuntil_cycles = 1000\n",
+        (),
+        ("run.until_cycles", "1000", "until_s"),
+    ),
+    Case("negative-until-in-file", RIG + "[run]\nuntil_s = -1.0\n", (), ("run.until_s", "-1.0")),
+    Case("negative-until-flag", None, ("--until", "-5"), ("run.until_s", "-5.0", "> 0")),
+    Case(
+        "bool-for-number",
+        RIG + "[clock]\nf_nom_hz = true\n",
+        (),
+        ("clock.f_nom_hz", "True", "must be a number"),
+    ),
+    Case(
+        "unknown-controller-kind",
+        RIG + '[controller]\nkind = "pd"\n',
+        (),
+        ("controller.kind", "'pd'", "'pi'"),
+    ),
+    Case(
+        "nan-value",
+        RIG + "[clock]\ndrift_ppb_per_s = nan\n",
+        (),
+        ("clock.drift_ppb_per_s", "nan", "finite"),
+    ),
+    Case("nan-flag", None, ("--until", "nan"), ("run.until_s", "nan", "finite")),
+    Case("negative-seed-flag", None, ("--seed", "-1"), ("seed", "-1", ">= 0")),
+    Case(
+        "unknown-topology-kind",
+        '[topology]\nkind = "ring"\nn = 4\n',
+        (),
+        ("topology.kind", "'ring'", "'cycle'"),
+    ),
+    Case(
+        "ki-for-p-controller",
+        RIG + '[controller]\nkind = "p"\nkp = 1e-6\nki = 1e-12\n',
+        (),
+        ("controller.ki", "1e-12", "'p'"),
+    ),
+    Case(
+        "adjust-link-not-in-topology",
+        'preset = "hitl-line4"\n[[buffer.adjust]]\nlink = [0, 3]\nat_s = 0.1\nframes = 2\n',
+        (),
+        ("buffer.adjust[0].link", "[0, 3]", "of the topology"),
+    ),
+    Case(
+        "negative-random-offsets",
+        RIG + "[clock]\noffsets_ppm = {random_ppm = -5}\n",
+        (),
+        ("clock.offsets_ppm.random_ppm", "-5", ">= 0"),
+    ),
+    Case("section-not-a-table", RIG + "run = 5\n", (), ("run", "5", "table")),
+    Case("not-a-number-flag", None, ("--until", "soon"), ("--until", "'soon'")),
+]
+
+
+def _run_cli(args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "tidesim", "run", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_at_least_eighteen_cases():
+    assert len(CASES) >= 18
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2(case: Case, tmp_path: Path):
+    cfg_path = tmp_path / "cfg.toml"
+    missing = tmp_path / "does-not-exist.toml"
+    args = []
+    if case.toml is not None:
+        cfg_path.write_text(case.toml, encoding="utf-8")
+        args.append(str(cfg_path))
+    args += [f.format(path=cfg_path, missing=missing) for f in case.flags]
+
+    proc = _run_cli(args)
+
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    line = lines[0]
+    assert line.startswith("tidesim: error: ")
+    for text in case.expect:
+        assert text.format(path=cfg_path) in line, line
+
+
+# ------------------------------------------------------------------- in-process
+
+
+def test_config_error_in_process(capsys):
+    from tidesim.cli import main
+
+    assert main(["run", "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tidesim: error: preset: ") and err.count("\n") == 1
+
+
+def test_usage_error_in_process(capsys):
+    from tidesim.cli import main
+
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tidesim: error: ") and "frobnicate" in err and err.count("\n") == 1
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
+    import tidesim.config
+    from tidesim.cli import main
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tidesim.config, "validate", interrupted)
+    assert main(["run"]) == 130
+    assert capsys.readouterr().err == "tidesim: error: interrupted\n"
+
+
+def test_help_does_not_load_the_kernels():
+    code = "import sys, tidesim.cli; print(sorted({'numba', 'networkx'} & set(sys.modules)))"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_report_marks_missing_links():
+    from tidesim.cli import format_summary
+
+    summary = {
+        "nodes": 3,
+        "links": 4,
+        "fidelity": "event",
+        "simulated_s": 1.0,
+        "wall_s": 0.5,
+        "converged": True,
+        "settle_time_s": 0.25,
+        "final_offsets_ppm": [1.0, -1.0, 0.5],
+        "final_spread_ppb": 2000.0,
+        "max_abs_count": 3,
+        "energy": 1e-9,
+        "faults": [],
+        "ugn": [[0, 1, 12], [1, 0, -8], [1, 2, 7], [2, 1, 5]],
+        "preset": None,
+    }
+    text = format_summary(summary, name="demo")
+    assert "settled at 0.25 s" in text and "no faults" in text
+    lines = text.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("UGN"))
+    grid = lines[top : top + 5]
+    assert grid[1].split() == ["0", "1", "2"]
+    assert grid[2].split() == ["0", ".", "12", "."]
+    assert grid[3].split() == ["1", "-8", ".", "7"]
+    assert grid[4].split() == ["2", ".", "5", "."]
+    faulty = format_summary(
+        {
+            **summary,
+            "faults": [{"node": 1, "link": 0, "kind": "overflow", "time_s": 0.5, "cycle": 9}],
+        }
+    )
+    assert "overflow" in faulty and "no faults" not in faulty

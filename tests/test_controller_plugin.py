@@ -1,0 +1,172 @@
+"""A controller written outside tidesim plugs into a System through the contract.
+
+The controller below is defined here, not in ``tidesim.controllers``: a
+proportional controller with a dead band and a little state. It must run in
+both fidelities with identical results, see the recorded measurements, keep
+its state between calls, and drive a 3-node system to a common frequency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from tidesim.controllers import PI, STEP_SIGNATURE, Controller, controller_step
+from tidesim.errors import ConfigError
+from tidesim.models import ElasticBuffer, System, Topology
+from tidesim.models import _kernels as K
+
+# state slots of the dead-band controller
+CALLS = 0  # number of calls
+LAST_R = 1  # the summed measurement of the last call
+IN_BAND = 2  # number of calls that fell inside the dead band
+TOTAL_ABS_R = 3  # running sum of |r|
+
+
+@controller_step
+def deadband_p(params, state, meas):
+    """Proportional control outside a dead band: ``params = [kp, band]``."""
+    r = 0.0
+    for v in meas:
+        r += v
+    state[CALLS] += 1.0
+    state[LAST_R] = r
+    state[TOTAL_ABS_R] += abs(r)
+    band = params[1]
+    if r > band:
+        e = r - band
+    elif r < -band:
+        e = r + band
+    else:
+        e = 0.0
+        state[IN_BAND] += 1.0
+    return params[0] * e
+
+
+def deadband_reference(kp: float, band: float, r: float) -> float:
+    """The same control law in plain Python."""
+    if r > band:
+        return kp * (r - band)
+    if r < -band:
+        return kp * (r + band)
+    return 0.0
+
+
+KP = 1e-7
+BAND = 2.0
+OFFSETS = [-50.0, 0.0, 50.0]  # an initial spread of 100 ppm
+
+
+def make_controller() -> Controller:
+    return Controller(deadband_p, params=[KP, BAND], state=[0.0, 0.0, 0.0, 0.0], name="deadband")
+
+
+def make_system(**kwargs) -> System:
+    kwargs.setdefault("start_s", 0.0)
+    return System(Topology.complete(3, latency_s=[2e-8, 1e-8, 5e-8]), offsets_ppm=OFFSETS,
+                  theta0=[0.1, 0.5, 0.8], controller=make_controller(),
+                  update_period_ticks=25_000, control_delay_ticks=500,
+                  buffer=ElasticBuffer(depth=0), **kwargs)
+
+
+def test_step_follows_the_contract():
+    assert STEP_SIGNATURE in deadband_p.nopython_signatures
+    state = np.zeros(4)
+    params = np.array([KP, BAND])
+    assert deadband_p(params, state, np.array([3.0, 4.0])) == KP * 5.0
+    assert deadband_p(params, state, np.array([1.0, -2.0])) == 0.0
+    assert deadband_p(params, state, np.array([-10.0])) == -KP * 8.0
+    assert_array_equal(state, [3.0, -10.0, 1.0, 18.0])
+    ctl = make_controller()
+    assert ctl.n_state == 4
+    assert_array_equal(ctl.initial_states(3), np.zeros((3, 4)))
+
+
+def test_plugin_runs_identically_in_both_fidelities():
+    system = make_system(start_s=[0.0, 1e-4, 3e-4])
+    ev = system.run(until_s=4e-3, fidelity="event")
+    cy = system.run(until_s=4e-3, fidelity="cycle")
+    for name in ("counts", "ddc", "stable", "n_samp", "samp_t", "samp_m", "samp_c", "samp_des",
+                 "n_seg", "seg_hi", "seg_lo", "seg_k", "seg_P", "seg_rel", "controller_state"):
+        assert_array_equal(getattr(ev, name), getattr(cy, name), err_msg=name)
+    assert_array_equal(ev.ugn, cy.ugn)
+    assert ev.faults == cy.faults == []
+    # the controller did act: the outer nodes' frequencies moved, while the
+    # middle node (its two counts cancel) stayed inside its dead band
+    assert (ev.n_seg[[0, 2]] > 1).all()
+    assert ev.controller_state[1, IN_BAND] == ev.controller_state[1, CALLS] > 0
+
+
+def test_plugin_sees_the_recorded_counts_and_keeps_its_state():
+    start = [0.0, 1e-3, 2e-3]
+    system = make_system(start_s=start)
+    trace = system.run(until_s=0.01)
+    state = trace.controller_state
+    assert state.shape == (3, 4)
+    in_off, in_idx = system.topology.incoming()
+    for j in range(3):
+        n = int(trace.n_samp[j])
+        times = trace.samp_t[j, :n]
+        started = times >= start[j]
+        # called once per sample from the node's start on, never before
+        assert state[j, CALLS] == started.sum() > 0
+        assert (trace.samp_des[j, :n][~started] == 0).all()
+        assert (trace.samp_c[j, :n][~started] == 0).all()
+        in_band = 0
+        total = 0.0
+        for q in np.flatnonzero(started):
+            r = 0.0
+            for link in in_idx[in_off[j]:in_off[j + 1]]:
+                if times[q] >= system.link_up_s[link]:
+                    r += float(trace.counts[link, q])
+            # the core handed the recorded counts to the step, unchanged
+            assert trace.samp_des[j, q] == deadband_reference(KP, BAND, r), (j, q)
+            assert trace.samp_c[j, q] == trace.samp_des[j, q]  # continuous actuator
+            in_band += abs(r) <= BAND
+            total += abs(r)
+        assert state[j, LAST_R] == r
+        assert state[j, IN_BAND] == in_band
+        assert state[j, TOTAL_ABS_R] == total
+    # every run starts from the controller's initial state
+    again = system.run(until_s=0.01)
+    assert_array_equal(again.controller_state, state)
+    assert_array_equal(system.controller.state, [0.0, 0.0, 0.0, 0.0])
+
+
+def test_plugin_drives_three_nodes_to_a_common_frequency():
+    trace = make_system().run(until_s=0.3)
+    assert np.ptp(OFFSETS) == 100.0
+    final = trace.final_offsets_ppm
+    assert np.ptp(final) < 1.0, final  # from 100 ppm apart to within 1 ppm
+    # converged to the mean offset (the counts settle where the corrections
+    # cancel the offsets)
+    assert abs(final.mean()) < 1.0
+    # the buffers stopped moving: the last few samples of every link agree
+    # within a frame or two
+    for link in range(trace.links.shape[0]):
+        tail = trace.link_counts(link)[-50:]
+        assert np.ptp(tail) <= 2, link
+    # the middle node sits in its dead band at the end
+    assert trace.controller_state[1, IN_BAND] > 0
+    assert trace.controller_state[:, CALLS].min() > 1000
+
+
+def test_plugin_does_not_recompile_the_core():
+    make_system().run(until_s=1e-3)
+    System(Topology.line(2), controller=PI(kp=1e-7), buffer=ElasticBuffer(depth=0)).run(
+        until_s=1e-3)
+    make_system().run(until_s=1e-3, fidelity="cycle")
+    # one compiled core serves every controller (function pointer, fixed signature)
+    assert len(K.simulate.signatures) == 1
+
+
+@pytest.mark.parametrize("step", [3, "deadband_p", None, 1.5e-7, [deadband_p]])
+def test_non_callable_step_is_a_config_error(step):
+    with pytest.raises(ConfigError, match="controller.step"):
+        Controller(step, params=[KP, BAND])
+
+
+def test_a_non_controller_is_a_config_error():
+    with pytest.raises(ConfigError, match="controller"):
+        System(Topology.line(2), controller=deadband_p)

@@ -1,0 +1,3 @@
+"""backends (filled in by later work)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""calendars (filled in by later work)."""
+
+__all__: list[str] = []

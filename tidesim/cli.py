@@ -1,0 +1,255 @@
+"""The ``tidesim`` command line.
+
+Usage::
+
+    tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
+                [--fidelity event|cycle] [--seed N] [--json]
+
+With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
+preset. Flags override the config's values. Bad input is reported as one line,
+``tidesim: error: <key>: <expected>, got <value>``, with exit status 2, before
+anything is simulated.
+
+Each subcommand is a ``_cmd_*`` function registered in :func:`build_parser`;
+heavy modules (the Numba kernels) are imported inside those functions, so
+``tidesim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from .errors import ConfigError, TidesimError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
+
+PROG = "tidesim"
+EXIT_USAGE = 2
+"""Exit status for bad input (argparse's own convention)."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT)."""
+DEFAULT_PRESET = "hitl8"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one ``tidesim: error: ...`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``tidesim: error: <message>`` to stderr and exit with status 2."""
+        self.exit(EXIT_USAGE, f"{PROG}: error: {_one_line(message)}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one subparser per subcommand.
+
+    Returns:
+        A parser whose parsed namespace carries the subcommand function in ``func``.
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Cycle-accurate simulator of bittide distributed systems.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="simulate one configuration and print its summary",
+        description=(
+            "Simulate one configuration. With neither CONFIG nor --preset, runs the "
+            f"{DEFAULT_PRESET!r} preset. Flags override the config's values."
+        ),
+    )
+    run.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file")
+    run.add_argument("--preset", metavar="NAME", help="base preset (overrides the file's)")
+    run.add_argument(
+        "--until", type=float, metavar="SECONDS", help="simulated time (sets run.until_s)"
+    )
+    run.add_argument("--fidelity", choices=("event", "cycle"), help="sets run.fidelity")
+    run.add_argument("--seed", type=int, metavar="N", help="sets seed")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: the arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 on bad input, 130 after Ctrl-C,
+        1 when the simulation itself fails.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (``tidesim run | head``): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except TidesimError as exc:
+        _error(str(exc))
+        return 1
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """``tidesim run``: validate, build, simulate, report."""
+    from .config import build_system, load_config, read_toml, validate
+
+    raw = read_toml(args.config) if args.config is not None else {}
+    if args.preset is not None:
+        raw["preset"] = args.preset
+    elif args.config is None:
+        raw["preset"] = DEFAULT_PRESET
+    cfg = load_config(raw)
+    _apply_overrides(cfg, args)
+
+    run_cfg = validate(cfg)
+    system = build_system(run_cfg)
+    start = time.perf_counter()
+    trace = system.run(
+        run_cfg.until_s, until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity
+    )
+    wall_s = time.perf_counter() - start
+
+    summary = dict(trace.summary())
+    summary.update(preset=run_cfg.preset, fidelity=run_cfg.fidelity, wall_s=wall_s)
+    if args.json:
+        print(json.dumps(summary, default=_json_default))
+    else:
+        print(format_summary(summary, name=run_cfg.name))
+    return 0
+
+
+def _apply_overrides(cfg: dict, args: argparse.Namespace) -> None:
+    """Write the command-line flags into the merged config (validated afterwards)."""
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    if args.until is None and args.fidelity is None:
+        return
+    run = cfg.setdefault("run", {})
+    if not isinstance(run, dict):
+        return  # validate() reports "run: must be a table"
+    if args.until is not None:
+        run["until_s"] = args.until
+        run.pop("until_cycles", None)
+    if args.fidelity is not None:
+        run["fidelity"] = args.fidelity
+
+
+def _json_default(value: Any) -> Any:
+    """JSON encoding of numpy scalars and arrays."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# -------------------------------------------------------------------------- report
+
+
+def _fmt_s(seconds: float | None, digits: int = 6) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    return f"{seconds:.{digits}g} s"
+
+
+def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> str:
+    """Render a run summary (``Trace.summary()`` plus ``preset``/``wall_s``) as text.
+
+    Args:
+        summary: the summary dict.
+        name: the run name shown in the header.
+
+    Returns:
+        A multi-line report: headline figures, per-node final offsets, the UGN
+        matrix (``.`` where there is no link, or it never came up) and the faults.
+    """
+    preset = summary.get("preset")
+    settle = summary.get("settle_time_s")
+    converged = "yes" if summary.get("converged") else "no"
+    if summary.get("converged") and settle is not None:
+        converged += f", settled at {_fmt_s(settle)}"
+    rows = [
+        ("name", name or preset or "custom"),
+        ("preset", preset or "none"),
+        ("topology", summary.get("topology", "-")),
+        ("nodes", summary.get("nodes", "-")),
+        ("links", summary.get("links", "-")),
+        ("fidelity", summary.get("fidelity", "-")),
+        ("simulated time", _fmt_s(summary.get("simulated_s"))),
+        ("wall time", _fmt_s(summary.get("wall_s"), 3)),
+        ("converged", converged),
+        ("final spread", f"{summary.get('final_spread_ppb', float('nan')):.6g} ppb"),
+        ("largest |count|", f"{summary.get('max_abs_count', '-')} frames"),
+        ("energy", f"{summary.get('energy', float('nan')):.6g} s"),
+    ]
+    if summary.get("stopped_early"):
+        rows.append(("stopped early", "yes (see faults)"))
+    lines = [f"{label:<16} {value}" for label, value in rows]
+
+    offsets = list(summary.get("final_offsets_ppm") or [])
+    if offsets:
+        lines += ["", "final offsets", "  node   offset (ppm)"]
+        lines += [f"  {i:>4}   {float(x):+.6f}" for i, x in enumerate(offsets)]
+
+    n_nodes = int(summary.get("nodes") or len(offsets))
+    lines += ["", *_ugn_grid(summary.get("ugn") or [], n_nodes)]
+
+    faults = summary.get("faults") or []
+    lines.append("")
+    if not faults:
+        lines.append("no faults")
+    else:
+        lines.append(f"faults ({len(faults)})")
+        for f in faults:
+            lines.append(
+                f"  node {f.get('node')} link {f.get('link')}: {f.get('kind')} "
+                f"at {_fmt_s(f.get('time_s'))} (cycle {f.get('cycle')})"
+            )
+    return "\n".join(lines)
+
+
+def _ugn_grid(ugn: Sequence[Sequence[Any]], n_nodes: int) -> list[str]:
+    """The UGN matrix as text: row = source, column = destination."""
+    grid = [["."] * n_nodes for _ in range(n_nodes)]
+    for src, dst, lam in ugn:
+        if 0 <= int(src) < n_nodes and 0 <= int(dst) < n_nodes:
+            grid[int(src)][int(dst)] = str(lam)
+    index_width = len(str(n_nodes - 1))
+    width = max([index_width, *(len(c) for row in grid for c in row)])
+    head = " " * (index_width + 4) + " ".join(f"{j:>{width}}" for j in range(n_nodes))
+    title = "UGN λ (frames; row = source, column = destination; '.' = no link, or not up)"
+    out = [title, head]
+    for i, row in enumerate(grid):
+        out.append(f"  {i:>{index_width}}  " + " ".join(f"{c:>{width}}" for c in row))
+    return out

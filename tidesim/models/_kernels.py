@@ -1,0 +1,684 @@
+"""Numba kernels of the bittide core: clocks, links, elastic buffers, control.
+
+Everything here is a plain function over flat numpy arrays; the classes in
+:mod:`tidesim.models.system` own the arrays, validate input and call
+:func:`simulate`. Shapes below use ``n`` nodes, ``L`` directed links, ``S``
+segment capacity and ``Q`` sample capacity per node.
+
+Time model (see ``docs/model.md``): node ``j``'s phase is piecewise linear.
+Segment ``s`` of node ``j`` is anchored at integer edge ``seg_k[j, s]`` whose
+time is the unevaluated double-double sum ``seg_hi + seg_lo``; it owns the
+edges ``seg_k[j, s] < k <= seg_k[j, s + 1]`` (segment 0 also owns every edge
+before its anchor) and the time of such an edge is::
+
+    E_j(k) = seg_hi + (seg_lo + (k - seg_k) * seg_P)
+
+rounded once, ``seg_P`` being the period in seconds. Anchors are accumulated
+in double-double arithmetic, so the error of an edge time never exceeds one
+rounding of a float64 of its own magnitude, however many cycles or segments
+precede it.
+
+Both fidelities run the same outer loop over control samples in global time
+order; they differ only in how a link is advanced from one sample of its
+receiver to the next: ``cycle`` walks every receiver edge and every frame
+arrival through a real FIFO of sequence numbers, ``event`` uses the closed
+form ``beta = ugn + A_ij(t) - R_j(t)`` and falls back to the same per-edge
+walk only where a fault or an adjustment is possible. Hence they agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import types
+
+from .._jit import jit_signature, njit
+from ..controllers._contract import STEP_TYPE
+
+# ---- integer parameter slots (``ipar``) ----
+IP_P = 0  # update period, local ticks
+IP_D = 1  # control delay, local ticks
+IP_ACT = 2  # actuator kind: 0 continuous, 1 quantized
+IP_DEPTH = 3  # FIFO depth in frames; 0 = ideal counter
+IP_REF = 4  # reference occupancy in frames
+IP_ARM_STABLE = 5  # 1: arm buffers when the link is first stable
+IP_AUTO = 6  # auto-centre threshold, -1 = off
+IP_MEAS_DDC = 7  # 1: controllers measure domain difference counters
+IP_MARGIN = 8  # stability margin, frames
+IP_CYCLE = 9  # 1: cycle fidelity
+IP_STOP = 10  # 1: stop at the first sample that saw a fault
+IP_HAS_CTL = 11  # 0: free-running clocks
+N_IPAR = 12
+
+# ---- float parameter slots (``fpar``) ----
+FP_F0 = 0  # nominal frequency, Hz
+FP_UNTIL = 1  # end of the run, s
+FP_WANDER = 2  # random-walk wander, relative per sqrt(s)
+FP_STEP = 3  # quantized actuator step, relative
+FP_MAXREL = 4  # largest |f/f0 - 1| accepted
+FP_WINDOW = 5  # stability window, s
+N_FPAR = 6
+
+# ---- per-link integer state columns (``ls``) ----
+LS_UP = 0
+LS_BASE = 1  # A(t_up) - R(t_up)
+LS_OCC = 2  # FIFO occupancy, frames
+LS_ARRK = 3  # sequence number of the next frame to arrive
+LS_ADVM = 4  # last receiver edge the link was advanced through
+LS_PEND = 5  # pending adjustment: >0 reads to suppress, <0 writes to drop
+LS_ARMED = 6
+LS_SP = 7  # sender segment owning LS_ARRK
+LS_WR = 8  # ring write position
+LS_RD = 9  # ring read position
+LS_OVF_N = 10
+LS_UNF_N = 11
+LS_OVF_M = 12  # receiver cycle of the first overflow
+LS_UNF_M = 13
+LS_LASTSEQ = 14  # sequence number of the last frame read (cycle fidelity)
+LS_STREF = 15  # stability detector reference, frames
+LS_STABLE = 16
+LS_ARM_M = 17  # receiver cycle at which the buffer was armed (-1: never)
+N_LS = 18
+
+# ---- per-link float state columns (``lf``) ----
+LF_ARRT = 0  # arrival time of the last frame walked, s
+LF_ADVT = 1  # time the link was advanced to, s
+LF_OVF_T = 2
+LF_UNF_T = 3
+LF_STSINCE = 4  # time the stability reference was taken
+LF_ARM_T = 5
+N_LF = 6
+
+_KMAX = 9223372036854775807  # no further segment
+_DK_STEP = (1 << 26) - 1  # largest exact multiplier of a split period
+
+# ---- status codes ----
+ST_OK = 0
+ST_FAULT_STOP = 1  # stopped at the first fault, as asked
+ST_RANGE = 2  # a node's frequency left the accepted range
+ST_SEG_FULL = 3  # segment capacity exhausted
+ST_SAMP_FULL = 4  # sample capacity exhausted
+
+
+# ----------------------------------------------------------------------------
+# exact arithmetic helpers
+
+
+@njit
+def _two_sum(a, b):
+    """Error-free sum: ``a + b == s + e`` exactly (float64 scalars)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+@njit
+def anchor_advance(hi, lo, period_s, dk):
+    """Double-double ``hi + lo + dk * period_s`` for an integer ``dk >= 0``.
+
+    Veltkamp's split makes both partial products exact for ``dk < 2**26``
+    (longer spans are taken in such steps), so the only error left is far
+    below one float64 ulp of the result.
+    """
+    c = 134217729.0 * period_s
+    ph = c - (c - period_s)
+    pl = period_s - ph
+    while dk > 0:
+        step = min(dk, _DK_STEP)
+        dk -= step
+        s, e = _two_sum(hi, step * ph)
+        e = e + (lo + step * pl)
+        hi = s + e
+        lo = e - (hi - s)
+    return hi, lo
+
+
+@njit
+def edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k):
+    """Time (s) of edge ``k`` of node ``j`` computed from segment ``s``."""
+    return seg_hi[j, s] + (seg_lo[j, s] + (k - seg_k[j, s]) * seg_P[j, s])
+
+
+@njit
+def owner_segment(seg_k, n_seg, j, k, s):
+    """Index of the segment of node ``j`` that owns edge ``k``, from hint ``s``."""
+    last = n_seg[j] - 1
+    while s < last and k > seg_k[j, s + 1]:
+        s += 1
+    while s > 0 and k <= seg_k[j, s]:
+        s -= 1
+    return s
+
+
+@njit
+def last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s):
+    """Largest edge ``k`` of node ``j`` with ``E_j(k) + lat <= x``.
+
+    Returns ``(k, s)`` with ``s`` the segment owning ``k``. The estimate from
+    the phase is corrected with the exact edge-time predicate, so the answer
+    agrees bit for bit with walking the edges one by one.
+    """
+    s = segment_at(seg_hi, n_seg, j, x - lat, s)
+    k0 = seg_k[j, s]
+    k_first = k0 if s > 0 else -_KMAX
+    k_last = seg_k[j, s + 1] if s < n_seg[j] - 1 else _KMAX
+    k = last_edge_in(seg_hi[j, s], seg_lo[j, s], k0, seg_P[j, s], k_first, k_last, x, lat)
+    if k != _KMAX:
+        return k, s
+    return _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s)
+
+
+@njit
+def segment_at(seg_hi, n_seg, j, y, s):
+    """Segment of node ``j`` in force at time ``y`` (s), searched from hint ``s``."""
+    last = n_seg[j] - 1
+    while s < last and seg_hi[j, s + 1] <= y:
+        s += 1
+    while s > 0 and seg_hi[j, s] > y:
+        s -= 1
+    return s
+
+
+@njit
+def last_edge_in(hi, lo, k0, P, k_first, k_last, x, lat):
+    """Fast path of :func:`last_edge_before` within one segment (scalars only).
+
+    Returns the edge, or ``_KMAX`` when the estimate needs correcting or
+    leaves the segment's edges ``(k_first, k_last]``.
+    """
+    k = k0 + np.int64(math.floor((x - lat - hi - lo) / P))
+    if (k_first < k and k + 1 <= k_last and hi + (lo + (k + 1 - k0) * P) + lat > x
+            and hi + (lo + (k - k0) * P) + lat <= x):
+        return k
+    return _KMAX
+
+
+@njit
+def _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s):
+    """Slow path of :func:`last_edge_before`: correct the estimate edge by edge."""
+    k = seg_k[j, s] + np.int64(math.floor((x - lat - seg_hi[j, s] - seg_lo[j, s]) / seg_P[j, s]))
+    s = owner_segment(seg_k, n_seg, j, k + 1, s)
+    while edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k + 1) + lat <= x:
+        k += 1
+        s = owner_segment(seg_k, n_seg, j, k + 1, s)
+    s = owner_segment(seg_k, n_seg, j, k, s)
+    while edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k) + lat > x:
+        k -= 1
+        s = owner_segment(seg_k, n_seg, j, k, s)
+    return k, s
+
+
+@njit
+def stability_update(v, ref, since, t, margin):
+    """One step of the stability detector for a link.
+
+    Args:
+        v: the count just sampled (frames).
+        ref: the detector's reference (frames).
+        since: time the reference was taken (s).
+        t: sample time (s).
+        margin: allowed deviation from the reference (frames).
+
+    Returns:
+        ``(ref, since)`` after the sample; the link is stable when
+        ``t - since >= window``.
+    """
+    if abs(v - ref) > margin:
+        return v, t
+    return ref, since
+
+
+# ----------------------------------------------------------------------------
+# links
+
+
+@njit
+def _fill_ring(ring, ls, l, depth, ref):
+    """Load the FIFO of link ``l`` with the ``ref`` most recent frames."""
+    if depth == 0:
+        return
+    a = ls[l, LS_ARRK] - 1
+    for q in range(ref):
+        ring[l, q & (depth - 1)] = a - ref + 1 + q
+    ls[l, LS_WR] = ref
+    ls[l, LS_RD] = 0
+
+
+@njit
+def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, ipar):
+    """Bring link ``l`` up at ``t_up[l]`` with ``ref`` frames in its buffer."""
+    i = src[l]
+    j = dst[l]
+    t0 = t_up[l]
+    a0, sp = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t0, lat[l], n_seg[i] - 1)
+    r0, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, t0, 0.0, n_seg[j] - 1)
+    ref = ipar[IP_REF]
+    ls[l, LS_UP] = 1
+    ls[l, LS_BASE] = a0 - r0
+    ls[l, LS_OCC] = ref
+    ls[l, LS_ARRK] = a0 + 1
+    ls[l, LS_ADVM] = r0
+    ls[l, LS_PEND] = 0
+    ls[l, LS_SP] = sp
+    lf[l, LF_ADVT] = t0
+    ls[l, LS_STREF] = 0
+    lf[l, LF_STSINCE] = t0
+    ls[l, LS_STABLE] = 0
+    if ipar[IP_ARM_STABLE] == 0:
+        ls[l, LS_ARMED] = 1
+        ls[l, LS_ARM_M] = r0
+        lf[l, LF_ARM_T] = t0
+        if ipar[IP_CYCLE] == 1:
+            _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
+
+
+@njit
+def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, depth,
+          use_ring):
+    # state in locals: the loop below runs once per edge of a cycle-fidelity run
+    occ = ls[l, LS_OCC]
+    k = ls[l, LS_ARRK]
+    pend = ls[l, LS_PEND]
+    clip = ls[l, LS_ARMED] == 1 and depth > 0
+    ring_on = use_ring and clip
+    mask = depth - 1
+    wr = ls[l, LS_WR]
+    rd = ls[l, LS_RD]
+    last_seq = ls[l, LS_LASTSEQ]
+    n_ovf = ls[l, LS_OVF_N]
+    n_unf = ls[l, LS_UNF_N]
+    # sender segment locals
+    last_i = n_seg[i] - 1
+    sp = owner_segment(seg_k, n_seg, i, k, ls[l, LS_SP])
+    s_hi = seg_hi[i, sp]
+    s_lo = seg_lo[i, sp]
+    s_k = seg_k[i, sp]
+    s_P = seg_P[i, sp]
+    s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
+    arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+    m = ls[l, LS_ADVM] + 1
+    last_j = n_seg[j] - 1
+    sr = owner_segment(seg_k, n_seg, j, m, last_j)
+    while m <= m_end + 1:
+        # one span of constant receiver frequency; the pseudo-edge m_end + 1
+        # at t_lim takes the arrivals after the last read
+        hi_m = m_end + 1
+        if sr < last_j and seg_k[j, sr + 1] < hi_m:
+            hi_m = seg_k[j, sr + 1]
+        r_hi = seg_hi[j, sr]
+        r_lo = seg_lo[j, sr]
+        r_k = seg_k[j, sr]
+        r_P = seg_P[j, sr]
+        while m <= hi_m:
+            tm = t_lim if m > m_end else r_hi + (r_lo + (m - r_k) * r_P)
+            while arr_t <= tm:
+                if pend < 0:
+                    pend += 1
+                elif not clip:
+                    occ += 1
+                elif occ >= depth:
+                    if n_ovf == 0:
+                        lf[l, LF_OVF_T] = arr_t
+                        ls[l, LS_OVF_M] = m
+                    n_ovf += 1
+                else:
+                    if ring_on:
+                        ring[l, wr & mask] = k
+                        wr += 1
+                    occ += 1
+                k += 1
+                while k > s_end:
+                    # the sender's next segment (rare: once per control update)
+                    sp += 1
+                    s_hi = seg_hi[i, sp]
+                    s_lo = seg_lo[i, sp]
+                    s_k = seg_k[i, sp]
+                    s_P = seg_P[i, sp]
+                    s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
+                arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+            if m > m_end:
+                m += 1
+                break
+            if pend > 0:
+                pend -= 1
+            elif not clip:
+                occ -= 1
+            elif occ <= 0:
+                if n_unf == 0:
+                    lf[l, LF_UNF_T] = tm
+                    ls[l, LS_UNF_M] = m
+                n_unf += 1
+            else:
+                if ring_on:
+                    last_seq = ring[l, rd & mask]
+                    rd += 1
+                occ -= 1
+            m += 1
+        sr += 1
+    ls[l, LS_OCC] = occ
+    ls[l, LS_ARRK] = k
+    ls[l, LS_PEND] = pend
+    ls[l, LS_WR] = wr
+    ls[l, LS_RD] = rd
+    ls[l, LS_LASTSEQ] = last_seq
+    ls[l, LS_OVF_N] = n_ovf
+    ls[l, LS_UNF_N] = n_unf
+    ls[l, LS_SP] = sp
+    lf[l, LF_ARRT] = arr_t
+    ls[l, LS_ADVM] = m_end
+    lf[l, LF_ADVT] = t_lim
+
+
+@njit
+def _rate_range(seg_hi, seg_P, n_seg, j, t_a, t_b):
+    """Min and max edge rate (1/s) of node ``j`` over the time span [t_a, t_b]."""
+    s = n_seg[j] - 1
+    while s > 0 and seg_hi[j, s] > t_a:
+        s -= 1
+    lo = 1.0 / seg_P[j, s]
+    hi = lo
+    s += 1
+    while s < n_seg[j] and seg_hi[j, s] <= t_b:
+        r = 1.0 / seg_P[j, s]
+        lo = min(lo, r)
+        hi = max(hi, r)
+        s += 1
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------
+# the simulation loop
+
+_i8_1 = types.int64[::1]
+_i8_2 = types.int64[:, ::1]
+_f8_1 = types.float64[::1]
+_f8_2 = types.float64[:, ::1]
+_i4_2 = types.int32[:, ::1]
+_i1_2 = types.int8[:, ::1]
+
+SIMULATE_SIGNATURE = types.int64(
+    STEP_TYPE,  # step
+    _f8_1, _i8_1,  # fpar, ipar
+    _f8_1, _f8_1, _f8_1, _f8_2,  # eps0, drift, start_t, wander_z
+    _f8_2, _f8_2, _i8_2, _f8_2, _f8_2, _i8_1,  # seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg
+    _i8_2, _f8_2, _f8_2, _f8_2, _i8_1,  # samp_m, samp_t, samp_c, samp_des, n_samp
+    _f8_1, _f8_2,  # cparams, cstate
+    _i8_1, _i8_1,  # in_off, in_idx
+    _i8_1, _i8_1, _f8_1, _f8_1,  # src, dst, lat, t_up
+    _i8_2, _f8_2, _i8_2,  # ls, lf, ring
+    _i4_2, _i4_2, _i1_2,  # rec_cnt, rec_ddc, rec_stable
+    _i8_1, _f8_1, _i8_1, _i8_1,  # adj_link, adj_t, adj_frames, adj_done
+    _f8_1,  # status detail
+)
+
+
+@jit_signature(SIMULATE_SIGNATURE)
+def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
+             seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg,
+             samp_m, samp_t, samp_c, samp_des, n_samp,
+             cparams, cstate, in_off, in_idx, src, dst, lat, t_up,
+             ls, lf, ring, rec_cnt, rec_ddc, rec_stable,
+             adj_link, adj_t, adj_frames, adj_done, detail):
+    """Run a system from its initial segments to ``fpar[FP_UNTIL]``.
+
+    Args:
+        step: controller step function (``STEP_SIGNATURE``).
+        fpar: float64[N_FPAR] scalar parameters (``FP_*`` slots).
+        ipar: int64[N_IPAR] integer parameters (``IP_*`` slots).
+        eps0, drift: float64[n] intrinsic offset (relative) and drift (1/s).
+        start_t: float64[n] time each node's controller starts (s).
+        wander_z: float64[n, Q] standard normals for the wander random walk.
+        seg_*: float64/int64[n, S] frequency segments; row ``j`` holds
+            ``n_seg[j]`` segments, segment 0 filled by the caller.
+        samp_*: int64/float64[n, Q] per-sample receiver edge, time (s),
+            applied and desired correction; ``n_samp[j]`` filled.
+        cparams: float64[:] controller parameters; cstate: float64[n, w].
+        in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
+        src, dst, lat, t_up: int64/float64[L] link endpoints, latency (s)
+            and link-up time (s).
+        ls, lf: int64[L, N_LS], float64[L, N_LF] link state (``LS_*``/``LF_*``).
+        ring: int64[L, depth] FIFO storage of sequence numbers.
+        rec_cnt, rec_ddc, rec_stable: int32/int32/int8[L, Q] buffer count
+            relative to the reference, domain difference count, and stability
+            flag, recorded at each sample of the link's receiver.
+        adj_*: int64/float64[A] scheduled adjustments and their done flags.
+        detail: float64[4] filled on a non-zero status: node, time, cycle, rel.
+
+    Returns:
+        A status code (``ST_*``).
+    """
+    n = eps0.size
+    f0 = fpar[FP_F0]
+    until = fpar[FP_UNTIL]
+    p = ipar[IP_P]
+    d = ipar[IP_D]
+    depth = ipar[IP_DEPTH]
+    ref = ipar[IP_REF]
+    margin = ipar[IP_MARGIN]
+    window = fpar[FP_WINDOW]
+    wstep = fpar[FP_WANDER] * math.sqrt(p / f0)
+    qstep = fpar[FP_STEP]
+    cap_s = seg_hi.shape[1]
+    cap_q = samp_t.shape[1]
+    max_deg = 1
+    for j in range(n):
+        max_deg = max(max_deg, in_off[j + 1] - in_off[j])
+    meas = np.zeros(max_deg)
+    corr = np.zeros(n)
+    zq = np.zeros(n, dtype=np.int64)
+    wander = np.zeros(n)
+    next_m = np.zeros(n, dtype=np.int64)
+    # sample events: a binary min-heap of (time, node) holding every node once
+    # (the processed node is re-keyed in place and sifted down, so no pushes)
+    hk = np.empty(n)
+    hid = np.empty(n, dtype=np.int64)
+    first_t = np.empty(n)
+    for j in range(n):
+        next_m[j] = seg_k[j, 0]
+        first_t[j] = seg_hi[j, 0] + seg_lo[j, 0]
+    order = np.argsort(first_t, kind="mergesort")
+    for r in range(n):
+        hid[r] = order[r]
+        hk[r] = first_t[order[r]]
+    status = ST_OK
+    faults_seen = 0
+    cycle = ipar[IP_CYCLE] == 1
+    final = False  # after the last sample: advance every link to `until`
+    jf = 0
+    q = 0
+    m = 0
+    t = 0.0
+    while True:
+        if not final:
+            t = hk[0]
+            j = hid[0]
+            if t > until:
+                final = True
+                continue
+            m = next_m[j]
+            q = n_samp[j]
+            if q >= cap_q:
+                status = ST_SAMP_FULL
+                detail[0] = j
+                detail[1] = t
+                break
+        else:
+            if jf >= n:
+                break
+            j = jf
+            jf += 1
+            t = until
+            m, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, until, 0.0,
+                                    n_seg[j] - 1)
+        # bring up and advance every incoming link to edge m at time t
+        n_up = 0
+        for e in range(in_off[j], in_off[j + 1]):
+            l = in_idx[e]
+            if ls[l, LS_UP] == 0:
+                if t_up[l] > t:
+                    if not final:
+                        rec_cnt[l, q] = 0
+                        rec_ddc[l, q] = 0
+                        rec_stable[l, q] = 0
+                    continue
+                _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf,
+                         ring, ipar)
+            i = src[l]
+            # the closed form holds unless an adjustment is pending or the
+            # buffer could reach empty or full before t (bound from the rates)
+            walk = cycle or ls[l, LS_PEND] != 0
+            if not walk and depth > 0 and ls[l, LS_ARMED] == 1:
+                t0 = lf[l, LF_ADVT]
+                ri_lo, ri_hi = _rate_range(seg_hi, seg_P, n_seg, i, t0 - lat[l], t - lat[l])
+                rj_lo, rj_hi = _rate_range(seg_hi, seg_P, n_seg, j, t0, t)
+                occ = ls[l, LS_OCC]
+                walk = (occ + 3.0 + (t - t0) * max(0.0, ri_hi - rj_lo) >= depth
+                        or occ - 3.0 - (t - t0) * max(0.0, rj_hi - ri_lo) <= 0.0)
+            if walk:
+                _walk(l, m, t, i, j, lat[l], seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring,
+                      depth, cycle)
+            else:
+                # last_edge_before, with its fast path spelled out: passing
+                # arrays to a call costs reference counting on every link
+                sp = ls[l, LS_SP]
+                last_i = n_seg[i] - 1
+                while sp < last_i and seg_hi[i, sp + 1] <= t - lat[l]:
+                    sp += 1
+                k0 = seg_k[i, sp]
+                a_new = last_edge_in(seg_hi[i, sp], seg_lo[i, sp], k0, seg_P[i, sp],
+                                     k0 if sp > 0 else -_KMAX,
+                                     seg_k[i, sp + 1] if sp < last_i else _KMAX, t, lat[l])
+                if a_new == _KMAX:
+                    a_new, sp = _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t,
+                                                 lat[l], sp)
+                ls[l, LS_OCC] += (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
+                ls[l, LS_ARRK] = a_new + 1
+                ls[l, LS_SP] = sp
+                ls[l, LS_ADVM] = m
+                lf[l, LF_ADVT] = t
+            if final:
+                continue
+            cnt = ls[l, LS_OCC] - ref
+            ddc = (ls[l, LS_ARRK] - 1) - m - ls[l, LS_BASE]
+            v = ddc if ipar[IP_MEAS_DDC] == 1 else cnt
+            r_new, s_new = stability_update(v, ls[l, LS_STREF], lf[l, LF_STSINCE], t, margin)
+            ls[l, LS_STREF] = r_new
+            lf[l, LF_STSINCE] = s_new
+            stable = 1 if t - s_new >= window else 0
+            ls[l, LS_STABLE] = stable
+            if ls[l, LS_ARMED] == 0 and stable == 1 and ipar[IP_ARM_STABLE] == 1:
+                # centre and arm: the buffer starts here with `ref` frames
+                ls[l, LS_ARMED] = 1
+                ls[l, LS_OCC] = ref
+                ls[l, LS_ARM_M] = m
+                lf[l, LF_ARM_T] = t
+                ls[l, LS_PEND] = 0
+                if ipar[IP_CYCLE] == 1:
+                    _fill_ring(ring, ls, l, depth, ref)
+                cnt = 0
+                if ipar[IP_MEAS_DDC] == 0:
+                    v = 0
+            rec_cnt[l, q] = cnt
+            rec_ddc[l, q] = ddc
+            rec_stable[l, q] = stable
+            if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
+                faults_seen = 1
+            # buffer adjustments take effect after this sample
+            if ls[l, LS_ARMED] == 1:
+                for a in range(adj_link.size):
+                    if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
+                        ls[l, LS_PEND] += adj_frames[a]
+                        adj_done[a] = 1
+                if ipar[IP_AUTO] >= 0 and ls[l, LS_PEND] == 0 and abs(cnt) > ipar[IP_AUTO]:
+                    ls[l, LS_PEND] = -cnt
+            meas[n_up] = v
+            n_up += 1
+        if final:
+            continue
+        # control
+        des = 0.0
+        if ipar[IP_HAS_CTL] == 1 and t >= start_t[j]:
+            des = step(cparams, cstate[j], meas[:n_up])
+            if ipar[IP_ACT] == 0:
+                corr[j] = des
+            else:
+                cur = zq[j] * qstep
+                if des > cur + 0.5 * qstep:
+                    zq[j] += 1
+                elif des < cur - 0.5 * qstep:
+                    zq[j] -= 1
+                corr[j] = zq[j] * qstep
+        if wstep > 0.0:
+            wander[j] += wstep * wander_z[j, q]
+        rel = eps0[j] + drift[j] * t + wander[j] + corr[j]
+        samp_m[j, q] = m
+        samp_t[j, q] = t
+        samp_c[j, q] = corr[j]
+        samp_des[j, q] = des
+        n_samp[j] = q + 1
+        if not (abs(rel) <= fpar[FP_MAXREL]):
+            status = ST_RANGE
+            detail[0] = j
+            detail[1] = t
+            detail[2] = m
+            detail[3] = rel
+            break
+        s = n_seg[j] - 1
+        if rel != seg_rel[j, s]:
+            if s + 1 >= cap_s:
+                status = ST_SEG_FULL
+                detail[0] = j
+                detail[1] = t
+                break
+            ka = m + d
+            hi, lo = anchor_advance(seg_hi[j, s], seg_lo[j, s], seg_P[j, s], ka - seg_k[j, s])
+            seg_hi[j, s + 1] = hi
+            seg_lo[j, s + 1] = lo
+            seg_k[j, s + 1] = ka
+            seg_P[j, s + 1] = 1.0 / (f0 * (1.0 + rel))
+            seg_rel[j, s + 1] = rel
+            n_seg[j] = s + 2
+        if faults_seen == 1 and ipar[IP_STOP] == 1:
+            status = ST_FAULT_STOP
+            detail[0] = j
+            detail[1] = t
+            detail[2] = m
+            break
+        nm = m + p
+        next_m[j] = nm
+        sn = owner_segment(seg_k, n_seg, j, nm, n_seg[j] - 1)
+        key = edge_time(seg_hi, seg_lo, seg_k, seg_P, j, sn, nm)
+        # re-key the root and sift it down (ties broken by node index)
+        r = 0
+        while True:
+            c = 2 * r + 1
+            if c >= n:
+                break
+            if c + 1 < n and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hid[c + 1] < hid[c])):
+                c += 1
+            if hk[c] < key or (hk[c] == key and hid[c] < j):
+                hk[r] = hk[c]
+                hid[r] = hid[c]
+                r = c
+            else:
+                break
+        hk[r] = key
+        hid[r] = j
+    return status
+
+
+@njit
+def segment_energy(seg_hi, seg_rel, n_seg, t_end):
+    """``sum_j ∫_0^t_end (f_j/f0 - 1)^2 dt`` from the frequency segments (s)."""
+    total = 0.0
+    for j in range(n_seg.size):
+        for s in range(n_seg[j]):
+            a = seg_hi[j, s] if s > 0 else 0.0
+            b = seg_hi[j, s + 1] if s + 1 < n_seg[j] else t_end
+            a = max(a, 0.0)
+            b = min(b, t_end)
+            if b > a:
+                total += seg_rel[j, s] * seg_rel[j, s] * (b - a)
+    return total

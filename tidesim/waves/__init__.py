@@ -1,0 +1,3 @@
+"""waves (filled in by later work)."""
+
+__all__: list[str] = []
