@@ -440,7 +440,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             and link-up time (s).
         ls, lf: int64[L, N_LS], float64[L, N_LF] link state (``LS_*``/``LF_*``).
         ring: int64[L, depth] FIFO storage of sequence numbers.
-        rec_cnt, rec_ddc, rec_stable: int32/int32/int8[L, Q] buffer count
+        rec_cnt, rec_ddc, rec_stable: int32/int32/int8[Q, L] buffer count
             relative to the reference, domain difference count, and stability
             flag, recorded at each sample of the link's receiver.
         adj_*: int64/float64[A] scheduled adjustments and their done flags.
@@ -519,9 +519,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             if ls[l, LS_UP] == 0:
                 if t_up[l] > t:
                     if not final:
-                        rec_cnt[l, q] = 0
-                        rec_ddc[l, q] = 0
-                        rec_stable[l, q] = 0
+                        rec_cnt[q, l] = 0
+                        rec_ddc[q, l] = 0
+                        rec_stable[q, l] = 0
                     continue
                 _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf,
                          ring, ipar)
@@ -580,9 +580,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 cnt = 0
                 if ipar[IP_MEAS_DDC] == 0:
                     v = 0
-            rec_cnt[l, q] = cnt
-            rec_ddc[l, q] = ddc
-            rec_stable[l, q] = stable
+            rec_cnt[q, l] = cnt
+            rec_ddc[q, l] = ddc
+            rec_stable[q, l] = stable
             if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
                 faults_seen = 1
             # buffer adjustments take effect after this sample

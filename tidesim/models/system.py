@@ -299,9 +299,10 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
     ls[:, K.LS_ARM_M] = -1
     lf = np.full((n_links, K.N_LF), np.nan)
     ring = np.zeros((n_links, max(depth, 1) if fidelity == "cycle" else 1), dtype=np.int64)
-    rec_cnt = np.zeros((n_links, cap_q), dtype=np.int32)
-    rec_ddc = np.zeros((n_links, cap_q), dtype=np.int32)
-    rec_stable = np.zeros((n_links, cap_q), dtype=np.int8)
+    # sample-major: one node's sample writes its incoming links side by side
+    rec_cnt = np.zeros((cap_q, n_links), dtype=np.int32)
+    rec_ddc = np.zeros((cap_q, n_links), dtype=np.int32)
+    rec_stable = np.zeros((cap_q, n_links), dtype=np.int8)
     adjs = buf.adjustments
     adj_link = np.array([a.link for a in adjs], dtype=np.int64)
     adj_t = np.array([a.at_s for a in adjs], dtype=np.float64)
@@ -327,7 +328,7 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
         seg_t=seg_hi + seg_lo, seg_k=seg_k, seg_rel=seg_rel, seg_hi=seg_hi, seg_lo=seg_lo,
         seg_P=seg_P, n_seg=n_seg,
         samp_m=samp_m, samp_t=samp_t, samp_c=samp_c, samp_des=samp_des, n_samp=n_samp,
-        rec_cnt=rec_cnt, rec_ddc=rec_ddc, rec_stable=rec_stable, ls=ls, lf=lf,
+        rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_stable=rec_stable.T, ls=ls, lf=lf,
         cstate=cstate,
     )
     if status == K.ST_RANGE:
