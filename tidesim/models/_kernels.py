@@ -239,11 +239,11 @@ def _fill_ring(ring, ls, l, depth, ref):
     """Load the FIFO of link ``l`` with the ``ref`` most recent frames."""
     if depth == 0:
         return
-    a = ls[l, LS_ARRK] - 1
+    a = ls[LS_ARRK, l] - 1
     for q in range(ref):
         ring[l, q & (depth - 1)] = a - ref + 1 + q
-    ls[l, LS_WR] = ref
-    ls[l, LS_RD] = 0
+    ls[LS_WR, l] = ref
+    ls[LS_RD, l] = 0
 
 
 @njit
@@ -255,21 +255,21 @@ def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
     a0, sp = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t0, lat[l], n_seg[i] - 1)
     r0, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, t0, 0.0, n_seg[j] - 1)
     ref = ipar[IP_REF]
-    ls[l, LS_UP] = 1
-    ls[l, LS_BASE] = a0 - r0
-    ls[l, LS_OCC] = ref
-    ls[l, LS_ARRK] = a0 + 1
-    ls[l, LS_ADVM] = r0
-    ls[l, LS_PEND] = 0
-    ls[l, LS_SP] = sp
-    lf[l, LF_ADVT] = t0
-    ls[l, LS_STREF] = 0
-    lf[l, LF_STSINCE] = t0
-    ls[l, LS_STABLE] = 0
+    ls[LS_UP, l] = 1
+    ls[LS_BASE, l] = a0 - r0
+    ls[LS_OCC, l] = ref
+    ls[LS_ARRK, l] = a0 + 1
+    ls[LS_ADVM, l] = r0
+    ls[LS_PEND, l] = 0
+    ls[LS_SP, l] = sp
+    lf[LF_ADVT, l] = t0
+    ls[LS_STREF, l] = 0
+    lf[LF_STSINCE, l] = t0
+    ls[LS_STABLE, l] = 0
     if ipar[IP_ARM_STABLE] == 0:
-        ls[l, LS_ARMED] = 1
-        ls[l, LS_ARM_M] = r0
-        lf[l, LF_ARM_T] = t0
+        ls[LS_ARMED, l] = 1
+        ls[LS_ARM_M, l] = r0
+        lf[LF_ARM_T, l] = t0
         if ipar[IP_CYCLE] == 1:
             _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
 
@@ -278,27 +278,27 @@ def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
 def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, depth,
           use_ring):
     # state in locals: the loop below runs once per edge of a cycle-fidelity run
-    occ = ls[l, LS_OCC]
-    k = ls[l, LS_ARRK]
-    pend = ls[l, LS_PEND]
-    clip = ls[l, LS_ARMED] == 1 and depth > 0
+    occ = ls[LS_OCC, l]
+    k = ls[LS_ARRK, l]
+    pend = ls[LS_PEND, l]
+    clip = ls[LS_ARMED, l] == 1 and depth > 0
     ring_on = use_ring and clip
     mask = depth - 1
-    wr = ls[l, LS_WR]
-    rd = ls[l, LS_RD]
-    last_seq = ls[l, LS_LASTSEQ]
-    n_ovf = ls[l, LS_OVF_N]
-    n_unf = ls[l, LS_UNF_N]
+    wr = ls[LS_WR, l]
+    rd = ls[LS_RD, l]
+    last_seq = ls[LS_LASTSEQ, l]
+    n_ovf = ls[LS_OVF_N, l]
+    n_unf = ls[LS_UNF_N, l]
     # sender segment locals
     last_i = n_seg[i] - 1
-    sp = owner_segment(seg_k, n_seg, i, k, ls[l, LS_SP])
+    sp = owner_segment(seg_k, n_seg, i, k, ls[LS_SP, l])
     s_hi = seg_hi[i, sp]
     s_lo = seg_lo[i, sp]
     s_k = seg_k[i, sp]
     s_P = seg_P[i, sp]
     s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
     arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
-    m = ls[l, LS_ADVM] + 1
+    m = ls[LS_ADVM, l] + 1
     last_j = n_seg[j] - 1
     sr = owner_segment(seg_k, n_seg, j, m, last_j)
     while m <= m_end + 1:
@@ -320,8 +320,8 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                     occ += 1
                 elif occ >= depth:
                     if n_ovf == 0:
-                        lf[l, LF_OVF_T] = arr_t
-                        ls[l, LS_OVF_M] = m
+                        lf[LF_OVF_T, l] = arr_t
+                        ls[LS_OVF_M, l] = m
                     n_ovf += 1
                 else:
                     if ring_on:
@@ -347,8 +347,8 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                 occ -= 1
             elif occ <= 0:
                 if n_unf == 0:
-                    lf[l, LF_UNF_T] = tm
-                    ls[l, LS_UNF_M] = m
+                    lf[LF_UNF_T, l] = tm
+                    ls[LS_UNF_M, l] = m
                 n_unf += 1
             else:
                 if ring_on:
@@ -357,18 +357,18 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                 occ -= 1
             m += 1
         sr += 1
-    ls[l, LS_OCC] = occ
-    ls[l, LS_ARRK] = k
-    ls[l, LS_PEND] = pend
-    ls[l, LS_WR] = wr
-    ls[l, LS_RD] = rd
-    ls[l, LS_LASTSEQ] = last_seq
-    ls[l, LS_OVF_N] = n_ovf
-    ls[l, LS_UNF_N] = n_unf
-    ls[l, LS_SP] = sp
-    lf[l, LF_ARRT] = arr_t
-    ls[l, LS_ADVM] = m_end
-    lf[l, LF_ADVT] = t_lim
+    ls[LS_OCC, l] = occ
+    ls[LS_ARRK, l] = k
+    ls[LS_PEND, l] = pend
+    ls[LS_WR, l] = wr
+    ls[LS_RD, l] = rd
+    ls[LS_LASTSEQ, l] = last_seq
+    ls[LS_OVF_N, l] = n_ovf
+    ls[LS_UNF_N, l] = n_unf
+    ls[LS_SP, l] = sp
+    lf[LF_ARRT, l] = arr_t
+    ls[LS_ADVM, l] = m_end
+    lf[LF_ADVT, l] = t_lim
 
 
 @njit
@@ -438,7 +438,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
         src, dst, lat, t_up: int64/float64[L] link endpoints, latency (s)
             and link-up time (s).
-        ls, lf: int64[L, N_LS], float64[L, N_LF] link state (``LS_*``/``LF_*``).
+        ls, lf: int64[N_LS, L], float64[N_LF, L] link state (``LS_*``/``LF_*``).
         ring: int64[L, depth] FIFO storage of sequence numbers.
         rec_cnt, rec_ddc, rec_stable: int32/int32/int8[Q, L] buffer count
             relative to the reference, domain difference count, and stability
@@ -516,7 +516,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         n_up = 0
         for e in range(in_off[j], in_off[j + 1]):
             l = in_idx[e]
-            if ls[l, LS_UP] == 0:
+            if ls[LS_UP, l] == 0:
                 if t_up[l] > t:
                     if not final:
                         rec_cnt[q, l] = 0
@@ -528,12 +528,12 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             i = src[l]
             # the closed form holds unless an adjustment is pending or the
             # buffer could reach empty or full before t (bound from the rates)
-            walk = cycle or ls[l, LS_PEND] != 0
-            if not walk and depth > 0 and ls[l, LS_ARMED] == 1:
-                t0 = lf[l, LF_ADVT]
+            walk = cycle or ls[LS_PEND, l] != 0
+            if not walk and depth > 0 and ls[LS_ARMED, l] == 1:
+                t0 = lf[LF_ADVT, l]
                 ri_lo, ri_hi = _rate_range(seg_hi, seg_P, n_seg, i, t0 - lat[l], t - lat[l])
                 rj_lo, rj_hi = _rate_range(seg_hi, seg_P, n_seg, j, t0, t)
-                occ = ls[l, LS_OCC]
+                occ = ls[LS_OCC, l]
                 walk = (occ + 3.0 + (t - t0) * max(0.0, ri_hi - rj_lo) >= depth
                         or occ - 3.0 - (t - t0) * max(0.0, rj_hi - ri_lo) <= 0.0)
             if walk:
@@ -542,7 +542,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             else:
                 # last_edge_before, with its fast path spelled out: passing
                 # arrays to a call costs reference counting on every link
-                sp = ls[l, LS_SP]
+                sp = ls[LS_SP, l]
                 last_i = n_seg[i] - 1
                 while sp < last_i and seg_hi[i, sp + 1] <= t - lat[l]:
                     sp += 1
@@ -553,28 +553,28 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 if a_new == _KMAX:
                     a_new, sp = _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t,
                                                  lat[l], sp)
-                ls[l, LS_OCC] += (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
-                ls[l, LS_ARRK] = a_new + 1
-                ls[l, LS_SP] = sp
-                ls[l, LS_ADVM] = m
-                lf[l, LF_ADVT] = t
+                ls[LS_OCC, l] += (a_new - (ls[LS_ARRK, l] - 1)) - (m - ls[LS_ADVM, l])
+                ls[LS_ARRK, l] = a_new + 1
+                ls[LS_SP, l] = sp
+                ls[LS_ADVM, l] = m
+                lf[LF_ADVT, l] = t
             if final:
                 continue
-            cnt = ls[l, LS_OCC] - ref
-            ddc = (ls[l, LS_ARRK] - 1) - m - ls[l, LS_BASE]
+            cnt = ls[LS_OCC, l] - ref
+            ddc = (ls[LS_ARRK, l] - 1) - m - ls[LS_BASE, l]
             v = ddc if ipar[IP_MEAS_DDC] == 1 else cnt
-            r_new, s_new = stability_update(v, ls[l, LS_STREF], lf[l, LF_STSINCE], t, margin)
-            ls[l, LS_STREF] = r_new
-            lf[l, LF_STSINCE] = s_new
+            r_new, s_new = stability_update(v, ls[LS_STREF, l], lf[LF_STSINCE, l], t, margin)
+            ls[LS_STREF, l] = r_new
+            lf[LF_STSINCE, l] = s_new
             stable = 1 if t - s_new >= window else 0
-            ls[l, LS_STABLE] = stable
-            if ls[l, LS_ARMED] == 0 and stable == 1 and ipar[IP_ARM_STABLE] == 1:
+            ls[LS_STABLE, l] = stable
+            if ls[LS_ARMED, l] == 0 and stable == 1 and ipar[IP_ARM_STABLE] == 1:
                 # centre and arm: the buffer starts here with `ref` frames
-                ls[l, LS_ARMED] = 1
-                ls[l, LS_OCC] = ref
-                ls[l, LS_ARM_M] = m
-                lf[l, LF_ARM_T] = t
-                ls[l, LS_PEND] = 0
+                ls[LS_ARMED, l] = 1
+                ls[LS_OCC, l] = ref
+                ls[LS_ARM_M, l] = m
+                lf[LF_ARM_T, l] = t
+                ls[LS_PEND, l] = 0
                 if ipar[IP_CYCLE] == 1:
                     _fill_ring(ring, ls, l, depth, ref)
                 cnt = 0
@@ -583,16 +583,16 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             rec_cnt[q, l] = cnt
             rec_ddc[q, l] = ddc
             rec_stable[q, l] = stable
-            if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
+            if ls[LS_OVF_N, l] > 0 or ls[LS_UNF_N, l] > 0:
                 faults_seen = 1
             # buffer adjustments take effect after this sample
-            if ls[l, LS_ARMED] == 1:
+            if ls[LS_ARMED, l] == 1:
                 for a in range(adj_link.size):
                     if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
-                        ls[l, LS_PEND] += adj_frames[a]
+                        ls[LS_PEND, l] += adj_frames[a]
                         adj_done[a] = 1
-                if ipar[IP_AUTO] >= 0 and ls[l, LS_PEND] == 0 and abs(cnt) > ipar[IP_AUTO]:
-                    ls[l, LS_PEND] = -cnt
+                if ipar[IP_AUTO] >= 0 and ls[LS_PEND, l] == 0 and abs(cnt) > ipar[IP_AUTO]:
+                    ls[LS_PEND, l] = -cnt
             meas[n_up] = v
             n_up += 1
         if final:

@@ -295,9 +295,10 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
     fpar[K.FP_MAXREL] = _MAX_REL
     fpar[K.FP_WINDOW] = sys.stability.window_s
 
-    ls = np.zeros((n_links, K.N_LS), dtype=np.int64)
-    ls[:, K.LS_ARM_M] = -1
-    lf = np.full((n_links, K.N_LF), np.nan)
+    # field-major link state: a sample's links sit side by side in each field
+    ls = np.zeros((K.N_LS, n_links), dtype=np.int64)
+    ls[K.LS_ARM_M] = -1
+    lf = np.full((K.N_LF, n_links), np.nan)
     ring = np.zeros((n_links, max(depth, 1) if fidelity == "cycle" else 1), dtype=np.int64)
     # sample-major: one node's sample writes its incoming links side by side
     rec_cnt = np.zeros((cap_q, n_links), dtype=np.int32)
@@ -328,7 +329,7 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
         seg_t=seg_hi + seg_lo, seg_k=seg_k, seg_rel=seg_rel, seg_hi=seg_hi, seg_lo=seg_lo,
         seg_P=seg_P, n_seg=n_seg,
         samp_m=samp_m, samp_t=samp_t, samp_c=samp_c, samp_des=samp_des, n_samp=n_samp,
-        rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_stable=rec_stable.T, ls=ls, lf=lf,
+        rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_stable=rec_stable.T, ls=ls.T, lf=lf.T,
         cstate=cstate,
     )
     if status == K.ST_RANGE:
