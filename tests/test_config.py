@@ -211,7 +211,7 @@ def test_hitl8_preset():
     assert run_cfg.measure == "ddc"
     assert (run_cfg.buffer.depth, run_cfg.buffer.arm) == (32, "stable")
     assert (run_cfg.stability.margin, run_cfg.stability.window_s) == (4, 2.0)
-    assert run_cfg.until_s == 10.0
+    assert run_cfg.until_s == 60.0
     assert len(run_cfg.offsets_ppm) == 8
     assert all(-100 <= x <= 100 for x in run_cfg.offsets_ppm)
 

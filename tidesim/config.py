@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_UNTIL_S",
     "RunConfig",
+    "build_controller",
     "build_system",
     "deep_merge",
     "load_config",
@@ -55,7 +56,21 @@ __all__ = [
 DEFAULT_UNTIL_S = 10.0
 """Simulated time (s) when a config gives neither ``run.until_s`` nor ``run.until_cycles``."""
 
-CONTROLLER_KINDS = ("pi", "p", "none")
+CONTROLLER_KINDS = ("pi", "p", "pump", "bangbang", "reframing", "sequence", "none")
+
+# The keys of a [controller] table (or of its `first` / `second` tables) that
+# each kind uses; `freeze_s` is shared by every kind but "none".
+_CONTROLLER_KEYS: dict[str, tuple[str, ...]] = {
+    "pi": ("kp", "ki"),
+    "p": ("kp",),
+    "pump": ("kp", "target_ppm"),
+    "bangbang": ("step_ppb", "deadband"),
+    "reframing": ("kp", "target_ppm", "margin", "window_s", "wait_s", "ramp_s"),
+    "sequence": ("first", "second", "after_s"),
+    "none": (),
+}
+_CONTROLLER_TABLE_KEYS = ("kind", *dict.fromkeys(
+    k for keys in _CONTROLLER_KEYS.values() for k in keys), "freeze_s")
 
 # Keys of the topology table that shape the graph; make_topology checks which
 # ones a kind needs and their values.
@@ -73,7 +88,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "start_s",
     ),
     "control": ("update_period_ticks", "delay_ticks", "measure"),
-    "controller": ("kind", "kp", "ki"),
+    "controller": _CONTROLLER_TABLE_KEYS,
     "actuator": ("kind", "step_ppb"),
     "buffer": ("depth", "reference", "arm", "auto_centre", "adjust"),
     "stability": ("margin", "window_s"),
@@ -228,9 +243,15 @@ class RunConfig:
         control_delay_ticks: delay ``d`` from sample to applied correction (ticks).
         measure: ``"buffer"`` (elastic-buffer counts) or ``"ddc"`` (domain
             difference counters).
-        controller_kind: ``"pi"``, ``"p"`` or ``"none"``.
-        kp: proportional gain (relative frequency per frame).
+        controller_kind: one of ``CONTROLLER_KINDS`` (``"pi"``, ``"p"``,
+            ``"pump"``, ``"bangbang"``, ``"reframing"``, ``"sequence"``, ``"none"``).
+        kp: proportional gain (relative frequency per frame); 0 for a kind
+            without one.
         ki: integral gain (relative frequency per frame·tick).
+        controller_spec: the validated ``[controller]`` table with every
+            default filled in (``first`` and ``second`` of a sequence are
+            tables of the same form); ``build_system`` builds the controller
+            from it (``None``: from ``controller_kind``, ``kp`` and ``ki``).
         actuator: the actuator.
         buffer: the elastic buffer, adjustments resolved to link indices.
         stability: the stability detector.
@@ -261,6 +282,7 @@ class RunConfig:
     buffer: ElasticBuffer
     stability: Stability
     source: Mapping[str, Any] = field(repr=False, compare=False)
+    controller_spec: Mapping[str, Any] | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -401,17 +423,45 @@ def _start(v: Any, name: str) -> float:
     return _number(v, name, lo=0)
 
 
-def _controller(t: dict) -> tuple[str, float, float]:
-    kind = _choice(t.get("kind", "pi"), "controller.kind", CONTROLLER_KINDS)
-    allowed = {"pi": ("kp", "ki"), "p": ("kp",), "none": ()}[kind]
-    for key in ("kp", "ki"):
-        if key in t and key not in allowed:
-            raise ConfigError(
-                f"controller.{key}", t[key], f"is not used by controller.kind = {kind!r}"
-            )
-    kp = _number(t.get("kp", 2e-8), "controller.kp", lo=0) if "kp" in allowed else 0.0
-    ki = _number(t.get("ki", 0.0), "controller.ki", lo=0) if "ki" in allowed else 0.0
-    return kind, kp, ki
+def _controller(t: Any, name: str, stability: Stability) -> dict:
+    """Validate a controller table; returns it with every default filled in.
+
+    ``name`` is the table's dotted path (``controller``, ``controller.first``).
+    Reframing's ``margin`` and ``window_s`` default to the ``[stability]`` ones.
+    """
+    t = _table(t, name, _CONTROLLER_TABLE_KEYS)
+    kind = _choice(t.get("kind", "pi"), f"{name}.kind", CONTROLLER_KINDS)
+    allowed = _CONTROLLER_KEYS[kind] + (("freeze_s",) if kind != "none" else ())
+    for key in t:
+        if key != "kind" and key not in allowed:
+            raise ConfigError(f"{name}.{key}", t[key], f"is not used by {name}.kind = {kind!r}")
+    spec: dict[str, Any] = {"kind": kind}
+    if "kp" in allowed:
+        spec["kp"] = _number(t.get("kp", 2e-8), f"{name}.kp", lo=0)
+    if "ki" in allowed:
+        spec["ki"] = _number(t.get("ki", 0.0), f"{name}.ki", lo=0)
+    if "target_ppm" in allowed:
+        spec["target_ppm"] = _number(t.get("target_ppm", 0.0), f"{name}.target_ppm")
+    if kind == "bangbang":
+        spec["step_ppb"] = _number(t.get("step_ppb", 10.0), f"{name}.step_ppb", lo=0, lo_open=True)
+        spec["deadband"] = _number(t.get("deadband", 0), f"{name}.deadband", lo=0)
+    if kind == "reframing":
+        spec["margin"] = _integer(t.get("margin", stability.margin), f"{name}.margin", lo=0)
+        spec["window_s"] = _number(t.get("window_s", stability.window_s), f"{name}.window_s", lo=0)
+        spec["wait_s"] = _number(t.get("wait_s", 1.0), f"{name}.wait_s", lo=0)
+        spec["ramp_s"] = _number(t.get("ramp_s", 5.0), f"{name}.ramp_s", lo=0)
+    if kind == "sequence":
+        for key in ("first", "second", "after_s"):
+            if key not in t:
+                raise ConfigError(f"{name}.{key}", None, "is required for kind = 'sequence'")
+        for key in ("first", "second"):
+            if isinstance(t[key], Mapping) and t[key].get("kind", "pi") == "none":
+                raise ConfigError(f"{name}.{key}.kind", "none", "must be a controller, not 'none'")
+            spec[key] = _controller(t[key], f"{name}.{key}", stability)
+        spec["after_s"] = _number(t["after_s"], f"{name}.after_s", lo=0)
+    if "freeze_s" in t:
+        spec["freeze_s"] = _number(t["freeze_s"], f"{name}.freeze_s", lo=0)
+    return spec
 
 
 def _actuator(t: dict) -> Actuator:
@@ -520,9 +570,9 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
             "control.delay_ticks", delay, f"must be < control.update_period_ticks ({period})"
         )
     measure = _choice(control.get("measure", "buffer"), "control.measure", MEASURE_KINDS)
-    controller_kind, kp, ki = _controller(sections["controller"])
     actuator = _actuator(sections["actuator"])
     stability = _stability(sections["stability"])
+    controller_spec = _controller(sections["controller"], "controller", stability)
 
     topology = _build_topology(spec, seed)
     n = int(topology.n_nodes)
@@ -548,13 +598,14 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
         update_period_ticks=period,
         control_delay_ticks=delay,
         measure=measure,
-        controller_kind=controller_kind,
-        kp=kp,
-        ki=ki,
+        controller_kind=controller_spec["kind"],
+        kp=controller_spec.get("kp", 0.0),
+        ki=controller_spec.get("ki", 0.0),
         actuator=actuator,
         buffer=buffer,
         stability=stability,
         source=cfg,
+        controller_spec=controller_spec,
     )
 
 
@@ -571,12 +622,9 @@ def build_system(run_cfg: RunConfig) -> System:
         A ready-to-run system (call ``.run(run_cfg.until_s,
         until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity)``).
     """
-    from .controllers import PI
     from .models.system import System
 
-    controller = None  # free-running clocks
-    if run_cfg.controller_kind != "none":
-        controller = PI(run_cfg.kp, run_cfg.ki, update_period_ticks=run_cfg.update_period_ticks)
+    controller = build_controller(run_cfg)  # None: free-running clocks
     return System(
         run_cfg.topology,
         f_nom_hz=run_cfg.f_nom_hz,
@@ -595,3 +643,57 @@ def build_system(run_cfg: RunConfig) -> System:
         seed=run_cfg.seed,
         name=run_cfg.name,
     )
+
+
+def build_controller(run_cfg: RunConfig):
+    """The :class:`~tidesim.controllers.Controller` of a run configuration.
+
+    Durations in seconds become node updates at the nominal frequency,
+    ``round(seconds · f_nom_hz / update_period_ticks)``; ppm and ppb become
+    relative values; reframing's per-link state is sized for the topology's
+    largest in-degree.
+
+    Args:
+        run_cfg: the output of :func:`validate`.
+
+    Returns:
+        The controller, or ``None`` for ``kind = "none"``.
+    """
+    spec = run_cfg.controller_spec
+    if spec is None:
+        spec = {"kind": run_cfg.controller_kind, "kp": run_cfg.kp, "ki": run_cfg.ki}
+    return _make_controller(spec, run_cfg)
+
+
+def _make_controller(spec: Mapping[str, Any], run_cfg: RunConfig):
+    from . import controllers as C
+
+    def updates(seconds: float) -> int:
+        return int(round(seconds * run_cfg.f_nom_hz / run_cfg.update_period_ticks))
+
+    kind = spec["kind"]
+    if kind == "none":
+        return None
+    if kind == "pi":
+        ctl = C.PI(spec["kp"], spec["ki"], update_period_ticks=run_cfg.update_period_ticks)
+    elif kind == "p":
+        ctl = C.P(spec["kp"])
+    elif kind == "pump":
+        ctl = C.Pump(spec["kp"], spec["target_ppm"] * 1e-6)
+    elif kind == "bangbang":
+        ctl = C.BangBang(spec["step_ppb"] * 1e-9, spec["deadband"])
+    elif kind == "reframing":
+        ctl = C.Reframing(
+            C.Pump(spec["kp"], spec["target_ppm"] * 1e-6),
+            margin=spec["margin"],
+            window_updates=updates(spec["window_s"]),
+            wait_updates=updates(spec["wait_s"]),
+            ramp_updates=updates(spec["ramp_s"]),
+            max_degree=max(1, int(run_cfg.topology.degree().max())),
+        )
+    else:  # sequence
+        ctl = C.Sequence(_make_controller(spec["first"], run_cfg),
+                         _make_controller(spec["second"], run_cfg), updates(spec["after_s"]))
+    if "freeze_s" in spec:
+        ctl = C.Freeze(ctl, updates(spec["freeze_s"]))
+    return ctl

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS", "RIG_F_NOM_HZ", "preset_names", "rig_start_s"]
+__all__ = ["PRESETS", "RIG_F_NOM_HZ", "RIG_KP", "preset_names", "rig_start_s"]
 
 RIG_F_NOM_HZ = 125e6
 """Nominal frequency of the rig's oscillators (Hz)."""
+
+
+RIG_KP = 1e-8
+"""Gain of the rig's pump controller: one 10 ppb step per frame of summed count."""
 
 
 def rig_start_s(*delays_million_cycles: float) -> list[float]:
@@ -56,12 +60,10 @@ def _rig(topology: dict[str, Any], offsets_ppm: Any, start_s: Any, until_s: floa
             "start_s": start_s,
         },
         "control": {"update_period_ticks": 25_000, "delay_ticks": 0, "measure": "ddc"},
-        # Placeholder gains, to be tuned against the rig.
-        # proportional control on the domain difference counters: the
-        # frequencies lock with constant counts, so the buffers, centred when
-        # each link is first stable, stay centred
-        "controller": {"kind": "p", "kp": 1e-6},
-        "actuator": {"kind": "continuous", "step_ppb": 10.0},
+        # the rig's controller: the pump law on the domain difference
+        # counters, one 10 ppb FINC/FDEC step per update at most
+        "controller": {"kind": "pump", "kp": RIG_KP, "target_ppm": 0.0},
+        "actuator": {"kind": "quantized", "step_ppb": 10.0},
         "buffer": {"depth": 32, "arm": "stable"},
         "stability": {"margin": 4, "window_s": 2.0},
     }
@@ -74,7 +76,9 @@ def _floats(*values: float) -> list[float]:
 
 # Preset name -> config dict. Treat as read-only: load_config merges a deep copy.
 PRESETS: dict[str, dict] = {
-    "hitl8": _rig({"kind": "complete", "n": 8}, {"random_ppm": 100.0}, 0.0, 10.0),
+    # 60 s, the rig's run length: with one 10 ppb step per 200 µs update the
+    # pump needs seconds to slew ±100 ppm, and stability takes a 2 s window
+    "hitl8": _rig({"kind": "complete", "n": 8}, {"random_ppm": 100.0}, 0.0, 60.0),
     "hitl-diamond": _rig(
         {"kind": "diamond"}, _floats(-10, -5, 20, 30), rig_start_s(0, 10, 200, 3), 60.0
     ),
