@@ -1,5 +1,61 @@
-"""Convergence studies: metrics of runs (sweeps and plots build on these)."""
+"""Convergence studies: metrics of runs, the analytic view, parameter sweeps.
 
-from .metrics import energy, settle_time_s, summary
+* :mod:`~tidesim.studies.metrics` -- what a run achieved (settle time, spread,
+  energy, counts, stability, faults); ``run_metrics`` gives one table row.
+* :mod:`~tidesim.studies.analysis` -- graph Laplacian, effective resistance,
+  the energy a linear controller is predicted to spend.
+* :mod:`~tidesim.studies.sweep` -- ``Sweep`` and ``run_sweep``: grids, seeded
+  random samples and repetitions on any executor, one resumable results table.
+"""
 
-__all__ = ["energy", "settle_time_s", "summary"]
+from .analysis import (
+    algebraic_connectivity,
+    analysis_summary,
+    effective_resistance,
+    laplacian,
+    laplacian_spectrum,
+    offset_resistance,
+    predicted_energy,
+)
+from .metrics import (
+    energy,
+    energy_spread,
+    fault_counts,
+    final_frequency_ppm,
+    frequencies_at,
+    link_stability,
+    max_abs_count_per_link,
+    run_metrics,
+    settle_time_s,
+    spread_over_time,
+    summary,
+)
+from .sweep import RunSpec, Sweep, SweepResult, load_sweep, run_sweep, to_table, write_csv
+
+__all__ = [
+    "RunSpec",
+    "Sweep",
+    "SweepResult",
+    "algebraic_connectivity",
+    "analysis_summary",
+    "effective_resistance",
+    "energy",
+    "energy_spread",
+    "fault_counts",
+    "final_frequency_ppm",
+    "frequencies_at",
+    "laplacian",
+    "laplacian_spectrum",
+    "link_stability",
+    "load_sweep",
+    "max_abs_count_per_link",
+    "offset_resistance",
+    "predicted_energy",
+    "run_metrics",
+    "run_sweep",
+    "settle_time_s",
+    "spread_over_time",
+    "summary",
+    "to_table",
+    "write_csv",
+]

@@ -1,15 +1,40 @@
-"""Metrics of a run: settle time, spread, energy, largest counts.
+"""Metrics of a run: settle time, spread, energy, largest counts, stability, faults.
 
 All metrics are computed from a :class:`~tidesim.models.Trace` after the run.
+:func:`run_metrics` gathers the scalar ones, plus the analytic numbers of
+:mod:`tidesim.studies.analysis`, into one flat dict: one row of a sweep's table.
+
+Example:
+    >>> from tidesim.config import build_system, load_config, validate
+    >>> from tidesim.studies.metrics import run_metrics
+    >>> cfg = validate(load_config({"preset": "hitl-complete3", "run": {"until_s": 0.1}}))
+    >>> row = run_metrics(build_system(cfg).run(cfg.until_s))
+    >>> row["nodes"], row["links"], row["faults"]
+    (3, 6, 0)
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..models._kernels import segment_energy
+from .._jit import njit
+from ..models._kernels import segment_energy, stability_update
 
-__all__ = ["energy", "settle_time_s", "summary"]
+__all__ = [
+    "energy",
+    "energy_spread",
+    "fault_counts",
+    "final_frequency_ppm",
+    "frequencies_at",
+    "link_stability",
+    "max_abs_count_per_link",
+    "run_metrics",
+    "settle_time_s",
+    "spread_over_time",
+    "summary",
+]
 
 
 def energy(trace) -> float:
@@ -39,16 +64,337 @@ def settle_time_s(trace) -> float | None:
     return settle
 
 
+# --------------------------------------------------------------------- frequencies
+
+
+def frequencies_at(trace, times) -> np.ndarray:
+    """Each node's relative frequency ``f/f0 - 1`` at the given times.
+
+    Args:
+        trace: a run.
+        times: float64 times (s), any order.
+
+    Returns:
+        float64 ``[n_nodes, len(times)]``; a frequency change at a segment's
+        start time counts from that time on.
+    """
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    out = np.empty((trace.n_nodes, t.size))
+    for j in range(trace.n_nodes):
+        s = int(trace.n_seg[j])
+        starts = trace.seg_t[j, :s]
+        idx = np.searchsorted(starts[1:], t, side="right")  # segment 0 owns the past
+        out[j] = trace.seg_rel[j, idx]
+    return out
+
+
+def spread_over_time(trace, times=None) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency spread ``max_i f_i - min_i f_i`` over time, in ppb of ``f0``.
+
+    Args:
+        trace: a run.
+        times: where to evaluate it; default: the sample times of node 0
+            (one per control update).
+
+    Returns:
+        ``(times, spread_ppb)``, two float64 arrays of the same length.
+    """
+    if times is None:
+        times = trace.samp_t[0, : int(trace.n_samp[0])]
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    rel = frequencies_at(trace, t)
+    return t, (rel.max(axis=0) - rel.min(axis=0)) * 1e9
+
+
+def final_frequency_ppm(trace) -> float:
+    """The common frequency at the end of the run: the mean final offset (ppm)."""
+    return float(np.mean(trace.final_offsets_ppm))
+
+
+@njit
+def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
+    """``Σ_j ∫_0^t_end (rel_j - mean_k rel_k)² dt``: an n-way merge of the segment starts.
+
+    Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
+    initial mean, updated per segment change, so one change costs O(1) plus
+    the search for the next one.
+    """
+    n = n_seg.size
+    ptr = np.ones(n, dtype=np.int64)
+    nxt = np.empty(n)
+    c = 0.0
+    for j in range(n):
+        c += seg_rel[j, 0]
+    c /= n
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(n):
+        x = seg_rel[j, 0] - c
+        s1 += x
+        s2 += x * x
+        nxt[j] = seg_hi[j, 1] if n_seg[j] > 1 else np.inf
+    t_prev = 0.0
+    total = 0.0
+    while True:
+        jn = 0
+        t_next = nxt[0]
+        for j in range(1, n):
+            if nxt[j] < t_next:
+                t_next = nxt[j]
+                jn = j
+        if t_next > t_end:
+            t_next = t_end
+        if t_next > t_prev:
+            total += max(s2 - s1 * s1 / n, 0.0) * (t_next - t_prev)
+            t_prev = t_next
+        if t_next >= t_end:
+            break
+        p = ptr[jn]
+        old = seg_rel[jn, p - 1] - c
+        new = seg_rel[jn, p] - c
+        s1 += new - old
+        s2 += new * new - old * old
+        ptr[jn] = p + 1
+        nxt[jn] = seg_hi[jn, p + 1] if p + 1 < n_seg[jn] else np.inf
+    return total
+
+
+def energy_spread(trace) -> float:
+    """``Σ_i ∫_0^T (ω_i - ω̄)² dt`` (s), ``ω̄`` the mean over nodes at each instant.
+
+    This is the part of :func:`energy` that the controller spends pulling the
+    nodes together (what :func:`~tidesim.studies.analysis.predicted_energy`
+    predicts); it is exact, computed from the segments (with the segment
+    boundaries :func:`energy` uses).
+    """
+    if trace.until_s <= 0:
+        return 0.0
+    return float(_spread_energy(trace.seg_hi, trace.seg_rel, trace.n_seg, float(trace.until_s)))
+
+
+# ------------------------------------------------------------------------- counts
+
+
+def max_abs_count_per_link(trace, kind: str = "measured") -> np.ndarray:
+    """Largest ``|count|`` of each link over the run (int64 ``[L]``).
+
+    Args:
+        trace: a run.
+        kind: ``"measured"`` (what the controller saw), ``"buffer"`` (the
+            elastic-buffer count relative to its reference) or ``"ddc"``
+            (the domain difference counter).
+    """
+    if kind == "measured":
+        kind = "ddc" if trace.system.measure == "ddc" else "buffer"
+    if kind not in ("buffer", "ddc"):
+        from ..errors import ConfigError
+
+        raise ConfigError("kind", kind, "must be one of ['measured', 'buffer', 'ddc']")
+    arr = trace.ddc if kind == "ddc" else trace.counts
+    out = np.zeros(trace.links.shape[0], dtype=np.int64)
+    _max_abs(_time_major(arr), np.ascontiguousarray(trace.links[:, 1]), trace.n_samp, out)
+    return out
+
+
+# The kernels below read the recorded arrays time-major (``[sample, link]``,
+# the layout the core records in); other layouts are copied into it first.
+
+
+def _time_major(arr: np.ndarray, *, copy: bool = False) -> np.ndarray:
+    """``arr[link, sample]`` as a C-contiguous ``[sample, link]`` array."""
+    tm = arr.T
+    if copy:
+        return np.array(tm, order="C", copy=True)
+    return np.ascontiguousarray(tm)
+
+
+@njit
+def _replay_stability(meas, samp_t, dst, n_samp, t_up, margin, window, ref, since, stable):
+    """Feed every link's recorded measurements (``meas[sample, link]``) through the
+    stability detector, in sample order."""
+    n_links = meas.shape[1]
+    q_end = np.empty(n_links, dtype=np.int64)
+    last_t = np.full(n_links, -np.inf)
+    q_max = 0
+    for l in range(n_links):
+        q_end[l] = n_samp[dst[l]]
+        q_max = max(q_max, q_end[l])
+        since[l] = t_up[l]
+    for k in range(q_max):
+        for l in range(n_links):
+            if k >= q_end[l]:
+                continue
+            t = samp_t[dst[l], k]
+            if t < t_up[l]:
+                continue
+            r, s = stability_update(meas[k, l], ref[l], since[l], t, margin)
+            ref[l] = r
+            since[l] = s
+            last_t[l] = t
+    for l in range(n_links):
+        if last_t[l] == -np.inf:
+            since[l] = np.nan  # never came up
+        else:
+            stable[l] = 1 if last_t[l] - since[l] >= window else 0
+
+
+@njit
+def _max_abs(arr, dst, n_samp, out):
+    """Largest ``|arr[k, l]|`` over each link's recorded samples (``arr[sample, link]``)."""
+    n_links = arr.shape[1]
+    q_end = np.empty(n_links, dtype=np.int64)
+    q_max = 0
+    for l in range(n_links):
+        q_end[l] = n_samp[dst[l]]
+        q_max = max(q_max, q_end[l])
+    for k in range(q_max):
+        for l in range(n_links):
+            if k < q_end[l]:
+                v = abs(np.int64(arr[k, l]))
+                if v > out[l]:
+                    out[l] = v
+
+
+def link_stability(trace) -> dict[str, np.ndarray]:
+    """Each link's stability detector at the end of the run, replayed from the trace.
+
+    The detector (``tidesim.models._kernels.stability_update``) is fed the
+    recorded measurements again, so its final reference is known. At the
+    sample where a buffer armed on stability (``buffer.arm = "stable"``) is
+    centred, the detector saw the count before centring, which equals the
+    domain difference count there; that value is used.
+
+    Returns:
+        ``{"up", "stable", "settled": bool[L], "reference": int64[L],
+        "since_s": float64[L]}``: *stable* as the detector reports it at the
+        last sample, *settled* when also ``|reference| < margin``. Links that
+        never came up are neither.
+    """
+    sys_ = trace.system
+    L = trace.links.shape[0]
+    ddc_meas = sys_.measure == "ddc"
+    patch = []
+    if not ddc_meas and sys_.buffer.arm == "stable":
+        from ..models import _kernels as K
+
+        arm_m = trace.link_state[:, K.LS_ARM_M]
+        for l in range(L):
+            if arm_m[l] < 0:
+                continue
+            j = int(trace.links[l, 1])
+            q = int(trace.n_samp[j])
+            pos = int(np.searchsorted(trace.samp_m[j, :q], arm_m[l]))
+            if pos < q and trace.samp_m[j, pos] == arm_m[l]:
+                patch.append((pos, l, trace.ddc[l, pos]))
+    meas = _time_major(trace.ddc if ddc_meas else trace.counts, copy=bool(patch))
+    for pos, l, value in patch:
+        meas[pos, l] = value
+    ref = np.zeros(L, dtype=np.int64)
+    since = np.zeros(L)
+    stable = np.zeros(L, dtype=np.int64)
+    up = np.asarray(trace.link_up, dtype=bool)
+    _replay_stability(meas, np.ascontiguousarray(trace.samp_t),
+                      np.ascontiguousarray(trace.links[:, 1]), trace.n_samp,
+                      np.ascontiguousarray(sys_.link_up_s, dtype=np.float64),
+                      int(sys_.stability.margin), float(sys_.stability.window_s),
+                      ref, since, stable)
+    stable_b = (stable == 1) & up
+    return {
+        "up": up,
+        "stable": stable_b,
+        "settled": stable_b & (np.abs(ref) < sys_.stability.margin),
+        "reference": ref,
+        "since_s": since,
+    }
+
+
+def fault_counts(trace) -> dict[str, object]:
+    """Faults of the run: ``faults`` (records), ``overflows``, ``underflows``
+    (links with each kind), ``faulty_links`` and ``first_fault_s`` (or None)."""
+    faults = trace.faults
+    return {
+        "faults": len(faults),
+        "overflows": sum(f.kind == "overflow" for f in faults),
+        "underflows": sum(f.kind == "underflow" for f in faults),
+        "faulty_links": len({f.link for f in faults}),
+        "first_fault_s": faults[0].time_s if faults else None,
+    }
+
+
+# -------------------------------------------------------------------------- tables
+
+
+def _finite_or_none(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def run_metrics(trace, *, analysis: bool = True) -> dict:
+    """The scalar metrics of one run, as a flat dict (one row of a sweep table).
+
+    Keys:
+
+    * run: ``topology_name``, ``nodes``, ``links``, ``simulated_s``, ``stopped_early``;
+    * convergence: ``converged``, ``settle_time_s`` (None when not
+      converged), ``links_stable``, ``links_settled`` (at the end, from
+      :func:`link_stability`), ``all_settled``;
+    * frequency: ``final_frequency_ppm`` (mean final offset),
+      ``final_spread_ppb``, ``energy``, ``energy_spread``;
+    * counts: ``max_abs_count`` (measured, over all links), ``max_abs_buffer``
+      (elastic-buffer counts);
+    * faults: see :func:`fault_counts`;
+    * analysis (when ``analysis``): the keys of
+      :func:`~tidesim.studies.analysis.analysis_summary` except ``nodes`` and
+      ``edges``, and ``energy_ratio`` = ``energy_spread / predicted_energy``.
+
+    Non-finite floats are reported as ``None``.
+    """
+    sys_ = trace.system
+    offsets = trace.final_offsets_ppm
+    settle = settle_time_s(trace)
+    stab = link_stability(trace)
+    up = stab["up"]
+    e_spread = energy_spread(trace)
+    row: dict = {
+        "topology_name": sys_.topology.name,
+        "nodes": int(sys_.n_nodes),
+        "links": int(trace.links.shape[0]),
+        "simulated_s": float(trace.until_s),
+        "stopped_early": bool(trace.stopped_early),
+        "converged": settle is not None,
+        "settle_time_s": settle,
+        "links_up": int(up.sum()),
+        "links_stable": int(stab["stable"].sum()),
+        "links_settled": int(stab["settled"].sum()),
+        "all_settled": bool(up.all() and stab["settled"].all()),
+        "final_frequency_ppm": final_frequency_ppm(trace),
+        "final_spread_ppb": float((offsets.max() - offsets.min()) * 1e3),
+        "energy": energy(trace),
+        "energy_spread": e_spread,
+        "max_abs_count": int(max_abs_count_per_link(trace).max(initial=0)),
+        "max_abs_buffer": int(max_abs_count_per_link(trace, "buffer").max(initial=0)),
+        **fault_counts(trace),
+    }
+    if analysis:
+        from .analysis import analysis_summary
+
+        a = analysis_summary(sys_)
+        a.pop("nodes")
+        a.pop("edges")
+        row.update(a)
+        pred = a["predicted_energy"]
+        row["energy_ratio"] = (e_spread / pred if pred is not None and 0 < pred < math.inf
+                               else None)
+    return {k: _finite_or_none(v) for k, v in row.items()}
+
+
 def summary(trace) -> dict:
     """The JSON summary of ``tidesim run --json`` (without run-level keys)."""
     sys = trace.system
     offsets = trace.final_offsets_ppm
     settle = settle_time_s(trace)
-    max_abs = 0
-    for l in range(trace.links.shape[0]):
-        c = trace.measured(l)
-        if c.size:
-            max_abs = max(max_abs, int(np.abs(c.astype(np.int64)).max()))
+    max_abs = int(max_abs_count_per_link(trace).max(initial=0))
     ugn = trace.ugn
     return {
         "name": sys.name,
