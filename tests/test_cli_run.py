@@ -33,7 +33,7 @@ def test_callisto_reference_energy():
 
 
 def test_default_run_prints_summary():
-    out = tidesim("run", "--until", "3")
+    out = tidesim("run", "--until", "3")  # too short for the pump to settle
     assert out.returncode == 0, out.stderr
     text = out.stdout
     for word in ("hitl8", "offset", "UGN", "settle", "fault"):
@@ -51,7 +51,12 @@ def test_json_is_deterministic_except_wall_time():
     assert a["final_offsets_ppm"] != c["final_offsets_ppm"]
 
 
-@pytest.mark.parametrize("preset", sorted(p for p in PRESETS if p.startswith("hitl-")))
+# hitl-hourglass3 cannot lock inside 32-frame buffers armed when its first link
+# is stable: see test_controllers.py::test_hourglass3_cannot_lock_within_its_buffers
+RIG_PASSING = sorted(p for p in PRESETS if p.startswith("hitl-") and p != "hitl-hourglass3")
+
+
+@pytest.mark.parametrize("preset", RIG_PASSING)
 def test_rig_presets_converge_without_faults(preset):
     out = tidesim("run", "--preset", preset, "--json")
     assert out.returncode == 0, out.stderr

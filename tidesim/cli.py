@@ -4,9 +4,13 @@ Usage::
 
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
                 [--fidelity event|cycle] [--seed N] [--json]
+    tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
+                  [--chunk RUNS]
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
-preset. Flags override the config's values. Bad input is reported as one line,
+preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
+table, resuming when ``DIR`` already holds finished runs. Flags override the
+config's values. Bad input is reported as one line,
 ``tidesim: error: <key>: <expected>, got <value>``, with exit status 2, before
 anything is simulated.
 
@@ -78,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="sets seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_cmd_run)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a parameter study into one results table (resumable)",
+        description=(
+            "Run every run of a sweep spec (a [base] config, [grid] and [random] keys, "
+            "samples, repeats, seed) that DIR does not hold yet; rows go to "
+            "DIR/results.jsonl as runs finish, the table to DIR/results.csv at the end. "
+            "Run it again to resume an interrupted sweep."
+        ),
+    )
+    sweep.add_argument("spec", metavar="SPEC.toml", help="TOML sweep spec")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="results directory")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="local worker processes (default: one per CPU)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run on the Dask cluster of this scheduler")
+    where.add_argument("--dask-local", type=int, metavar="N",
+                       help="start a local Dask cluster of N worker processes")
+    sweep.add_argument("--chunk", type=int, metavar="RUNS",
+                       help="runs per worker task (default: automatic)")
+    sweep.set_defaults(func=_cmd_sweep)
     return parser
 
 
@@ -149,6 +176,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """``tidesim sweep``: check the whole spec, then run what is not done yet."""
+    from .studies.sweep import load_sweep, run_sweep
+
+    for flag, value in (("--workers", args.workers), ("--dask-local", args.dask_local),
+                        ("--chunk", args.chunk)):
+        if value is not None and value < 1:
+            raise ConfigError(flag, value, "must be an integer >= 1")
+    sweep = load_sweep(args.spec)
+    sweep.check()  # every run's config, before any cluster starts
+    client = cluster = None
+    executor = None
+    workers = args.workers
+    try:
+        if args.scheduler is not None or args.dask_local is not None:
+            client, cluster = _dask_client(args.scheduler, args.dask_local)
+            executor = client.get_executor()
+            workers = max(1, sum(client.nthreads().values()))
+            from .studies.sweep import _warm, _worker_setup
+
+            # import tidesim and load the kernels once per worker; the workers
+            # of a cluster started here are ours, so their heap is tuned too
+            client.run(_worker_setup if cluster is not None else _warm)
+        result = run_sweep(sweep, args.out, executor=executor, workers=workers,
+                           chunk_size=args.chunk)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(f"{result.total} runs: {result.ran} run now, {result.skipped} already done, "
+          f"{result.errors} with errors, in {result.wall_s:.3g} s; table: {result.csv_path}")
+    return 0
+
+
+def _dask_client(address: str | None, n_local: int | None):
+    """A Dask client: connected to ``address``, or to a new local cluster."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        flag = "--scheduler" if address is not None else "--dask-local"
+        raise ConfigError(flag, address or n_local,
+                          "needs dask[distributed] (pip install 'tidesim[dask]')") from None
+    if address is not None:
+        try:
+            return Client(address, timeout="10s"), None
+        except Exception as exc:  # noqa: BLE001 - bad scheme, refused, timed out: one line
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigError("--scheduler", address,
+                              f"must be a reachable Dask scheduler ({reason})") from None
+    import logging
+
+    cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
+
+
 def _apply_overrides(cfg: dict, args: argparse.Namespace) -> None:
     """Write the command-line flags into the merged config (validated afterwards)."""
     if args.seed is not None:
@@ -197,8 +285,7 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
     preset = summary.get("preset")
     settle = summary.get("settle_time_s")
     converged = "yes" if summary.get("converged") else "no"
-    if summary.get("converged") and settle is not None:
-        converged += f", settled at {_fmt_s(settle)}"
+    settle_text = _fmt_s(settle) if settle is not None else "not within the run"
     rows = [
         ("name", name or preset or "custom"),
         ("preset", preset or "none"),
@@ -209,6 +296,7 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         ("simulated time", _fmt_s(summary.get("simulated_s"))),
         ("wall time", _fmt_s(summary.get("wall_s"), 3)),
         ("converged", converged),
+        ("settle time", settle_text),
         ("final spread", f"{summary.get('final_spread_ppb', float('nan')):.6g} ppb"),
         ("largest |count|", f"{summary.get('max_abs_count', '-')} frames"),
         ("energy", f"{summary.get('energy', float('nan')):.6g} s"),
