@@ -72,3 +72,18 @@ def test_cycle_fidelity_matches_event_through_cli():
                             "cycle", "--json").stdout)
     for key in ("final_offsets_ppm", "max_abs_count", "energy", "faults", "ugn"):
         assert ev[key] == cy[key], key
+
+
+def test_run_writes_vcd_and_gtkw(tmp_path):
+    from vcd.reader import TokenKind, tokenize
+
+    out = tidesim("run", "--preset", "hitl-line4", "--until", "0.01", "--vcd",
+                  str(tmp_path / "w" / "run.vcd"), "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    vcd = tmp_path / "w" / "run.vcd"
+    assert summary["vcd"] == str(vcd)
+    assert (tmp_path / "w" / "run.gtkw").is_file()
+    with vcd.open("rb") as fh:
+        kinds = {tok.kind for tok in tokenize(fh)}
+    assert TokenKind.CHANGE_TIME in kinds and TokenKind.VAR in kinds

@@ -27,6 +27,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import ConfigError, TidesimError
@@ -81,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fidelity", choices=("event", "cycle"), help="sets run.fidelity")
     run.add_argument("--seed", type=int, metavar="N", help="sets seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--vcd", metavar="OUT.vcd", help="write the run as a VCD (+ .gtkw beside it)")
+    run.add_argument("--from", dest="vcd_from", type=float, metavar="SECONDS",
+                     help="VCD window start")
+    run.add_argument("--to", dest="vcd_to", type=float, metavar="SECONDS",
+                     help="VCD window end")
+    run.add_argument("--decimate", type=int, default=1, metavar="N",
+                     help="keep every N-th sample in the VCD")
     run.set_defaults(func=_cmd_run)
 
     sweep = sub.add_parser(
@@ -169,10 +177,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     summary = dict(trace.summary())
     summary.update(preset=run_cfg.preset, fidelity=run_cfg.fidelity, wall_s=wall_s)
+    if args.vcd is not None:
+        from .backends.vcd import gtkw_path, write_vcd
+
+        Path(args.vcd).parent.mkdir(parents=True, exist_ok=True)
+        vcd = write_vcd(trace, args.vcd, t_from_s=args.vcd_from, t_to_s=args.vcd_to,
+                        decimate=args.decimate)
+        summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
     if args.json:
         print(json.dumps(summary, default=_json_default))
     else:
         print(format_summary(summary, name=run_cfg.name))
+        if args.vcd is not None:
+            print(f"\nwaveform: {summary['vcd']} (GTKWave: gtkwave {summary['gtkw']})")
     return 0
 
 
