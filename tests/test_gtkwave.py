@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_vcd import healthy_system
 
 from tidesim.backends import _gtkwave
 from tidesim.backends.vcd import gtkw_path, write_vcd
-from tidesim.controllers import PI
-from tidesim.models import Actuator, ElasticBuffer, System, Topology
 
 DOCS_PNG = Path(__file__).resolve().parents[1] / "docs" / "img" / "gtkwave.png"
 
@@ -27,19 +26,8 @@ needs_gtkwave = pytest.mark.skipif(not _gtkwave.available(),
 
 
 def example_trace():
-    """Three nodes pulled together by a quantized PI loop (100 µs, cycle fidelity)."""
-    system = System(
-        Topology.complete(3, latency_s=[3e-8, 1e-8, 2e-8]),
-        offsets_ppm=[-60.0, 10.0, 80.0],
-        theta0=[0.1, 0.5, 0.9],
-        start_s=[0.0, 2e-6, 5e-6],
-        controller=PI(kp=2e-7, update_period_ticks=400),
-        update_period_ticks=400,
-        control_delay_ticks=40,
-        actuator=Actuator("quantized", 100.0),
-        buffer=ElasticBuffer(depth=16),
-    )
-    return system.run(until_s=1e-4, fidelity="cycle")
+    """The three-node quantized PI system of the VCD tests (100 µs, cycle fidelity)."""
+    return healthy_system().run(until_s=1e-4, fidelity="cycle")
 
 
 def read_png(png: Path) -> np.ndarray:

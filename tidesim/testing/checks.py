@@ -50,8 +50,13 @@ def run_cycles(system, n_cycles: int, fidelity: str = "cycle", **kwargs):
     Returns:
         The :class:`~tidesim.models.Trace`.
     """
+    return _run_recorded(system.run, until_cycles=n_cycles, fidelity=fidelity, **kwargs)
+
+
+def _run_recorded(run, *args, **kwargs):
+    """Call ``run`` and record its trace, or the partial trace of a fault it raises."""
     try:
-        trace = system.run(until_cycles=n_cycles, fidelity=fidelity, **kwargs)
+        trace = run(*args, **kwargs)
     except Exception as exc:
         partial = getattr(exc, "trace", None)
         if partial is not None:
@@ -251,15 +256,7 @@ def _recorded(system):
     run = system.run
 
     def recorded_run(*args, **kwargs):
-        try:
-            trace = run(*args, **kwargs)
-        except Exception as exc:
-            partial = getattr(exc, "trace", None)
-            if partial is not None:
-                record_trace(partial)
-            raise
-        record_trace(trace)
-        return trace
+        return _run_recorded(run, *args, **kwargs)
 
     recorded_run.__doc__ = run.__doc__
     system.run = recorded_run
