@@ -20,9 +20,7 @@ __all__ = ["PI", "pi_step"]
 @controller_step
 def pi_step(params, state, meas):
     """PI step. ``params = [kp, ki, p_ticks]``, ``state = [x]``."""
-    r = 0.0
-    for v in meas:
-        r += v
+    r = meas.sum()  # counts are integers: the sum is exact
     state[0] += params[2] * r
     return params[0] * r + params[1] * state[0]
 
