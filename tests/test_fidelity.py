@@ -111,3 +111,39 @@ def test_same_inputs_bit_identical():
     c = System(topo, offsets_ppm=[-40, 10, 25, 60], wander_ppb_per_sqrt_s=50.0, seed=8,
                controller=PI(kp=1e-6), buffer=ElasticBuffer(depth=0)).run(until_s=0.02)
     assert not np.array_equal(a.seg_rel, c.seg_rel)
+
+
+_PURE_PYTHON_RUN = """
+import json, sys
+import numpy as np
+from tidesim.controllers import PI
+from tidesim.models import ElasticBuffer, System, Topology
+topo = Topology.complete(3, latency_s=2.5e-6)
+sys_ = System(topo, f_nom_hz=1e6, offsets_ppm=[300.0, -250.0, 40.0], update_period_ticks=200,
+              controller=PI(kp=2e-5, ki=2e-9, update_period_ticks=200),
+              buffer=ElasticBuffer(depth=16, auto_centre=3))
+out = {}
+for fid in ("event", "cycle"):
+    tr = sys_.run(until_s=0.004, fidelity=fid)
+    out[fid] = {"counts": tr.counts.tolist(), "ugn": tr.ugn.tolist(),
+                "seg_rel": tr.seg_rel[:, :int(tr.n_seg.max())].tolist(),
+                "faults": [f.as_dict() for f in tr.faults]}
+json.dump(out, sys.stdout)
+"""
+
+
+def test_kernels_run_as_plain_python():
+    """With ``NUMBA_DISABLE_JIT=1`` the kernels run as Python and give the same results."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = {}
+    for disable in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=disable)
+        out = subprocess.run([sys.executable, "-c", _PURE_PYTHON_RUN], env=env,
+                             capture_output=True, text=True, timeout=300, check=True)
+        runs[disable] = json.loads(out.stdout)
+    assert runs["0"] == runs["1"]
+    assert runs["1"]["event"] == runs["1"]["cycle"]

@@ -10,8 +10,11 @@ Setting ``NUMBA_DISABLE_JIT=1`` runs every kernel as plain Python.
 from __future__ import annotations
 
 import numba
+from numba.core import cgutils, types
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array
 
-__all__ = ["JIT_FLAGS", "njit", "jit_signature"]
+__all__ = ["JIT_FLAGS", "borrowed", "jit_signature", "njit"]
 
 JIT_FLAGS = {"cache": True, "fastmath": False, "nogil": True}
 
@@ -28,3 +31,41 @@ def njit(*args, **kwargs):
 def jit_signature(sig):
     """Decorator compiling a function eagerly for one explicit signature."""
     return numba.njit(sig, **JIT_FLAGS)
+
+
+def borrowed(a):
+    """``a`` itself, passed on inside a kernel without a reference of its own.
+
+    Numba reference-counts every array it hands to a function pointer (an
+    atomic increment and decrement per array and call). A kernel that calls a
+    controller's step once per sample passes ``borrowed(buf)`` instead: the
+    same data, shape and strides with no owner, so the counting is skipped.
+    Valid only while ``a`` itself is alive (the whole kernel, for buffers the
+    kernel allocated); never return a borrowed array. In plain Python (and
+    with ``NUMBA_DISABLE_JIT=1``) it returns ``a``.
+    """
+    return a
+
+
+@intrinsic
+def _borrowed(typingctx, arr):
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        src = make_array(arr)(context, builder, value=args[0])
+        out = make_array(arr)(context, builder)
+        for field in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(out, field, getattr(src, field))
+        out.meminfo = cgutils.get_null_value(out.meminfo.type)
+        out.parent = cgutils.get_null_value(out.parent.type)
+        return out._getvalue()
+
+    return arr(arr), codegen
+
+
+@overload(borrowed)
+def _borrowed_overload(a):
+    if isinstance(a, types.Array):
+        return lambda a: _borrowed(a)
+    return None

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import types
 
-from .._jit import jit_signature, njit
+from .._jit import borrowed, jit_signature, njit
 from ..controllers._contract import STEP_TYPE
 
 # ---- integer parameter slots (``ipar``) ----
@@ -126,7 +126,7 @@ def anchor_advance(hi, lo, period_s, dk):
     ph = c - (c - period_s)
     pl = period_s - ph
     while dk > 0:
-        step = min(dk, _DK_STEP)
+        step = dk if dk < _DK_STEP else _DK_STEP
         dk -= step
         s, e = _two_sum(hi, step * ph)
         e = e + (lo + step * pl)
@@ -210,7 +210,7 @@ def _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s):
     return k, s
 
 
-@njit
+@njit(inline="always")  # called once per link and sample
 def stability_update(v, ref, since, t, margin):
     """One step of the stability detector for a link.
 
@@ -371,23 +371,6 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
     lf[LF_ADVT, l] = t_lim
 
 
-@njit
-def _rate_range(seg_hi, seg_P, n_seg, j, t_a, t_b):
-    """Min and max edge rate (1/s) of node ``j`` over the time span [t_a, t_b]."""
-    s = n_seg[j] - 1
-    while s > 0 and seg_hi[j, s] > t_a:
-        s -= 1
-    lo = 1.0 / seg_P[j, s]
-    hi = lo
-    s += 1
-    while s < n_seg[j] and seg_hi[j, s] <= t_b:
-        r = 1.0 / seg_P[j, s]
-        lo = min(lo, r)
-        hi = max(hi, r)
-        s += 1
-    return lo, hi
-
-
 # ----------------------------------------------------------------------------
 # the simulation loop
 
@@ -466,6 +449,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     for j in range(n):
         max_deg = max(max_deg, in_off[j + 1] - in_off[j])
     meas = np.zeros(max_deg)
+    state_buf = np.zeros(cstate.shape[1])
+    params_b = borrowed(cparams)
+    state_b = borrowed(state_buf)
+    meas_b = borrowed(meas)
     corr = np.zeros(n)
     zq = np.zeros(n, dtype=np.int64)
     wander = np.zeros(n)
@@ -485,6 +472,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     status = ST_OK
     faults_seen = 0
     cycle = ipar[IP_CYCLE] == 1
+    meas_ddc = ipar[IP_MEAS_DDC] == 1
+    arm_stable = ipar[IP_ARM_STABLE] == 1
+    auto_thr = ipar[IP_AUTO]
+    n_adj = adj_link.size
     final = False  # after the last sample: advance every link to `until`
     jf = 0
     q = 0
@@ -514,6 +505,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                                     n_seg[j] - 1)
         # bring up and advance every incoming link to edge m at time t
         n_up = 0
+        rj_t0 = -math.inf  # the receiver's rate range below is per start time
+        rel_j_lo = 0.0
+        rel_j_hi = 0.0
         for e in range(in_off[j], in_off[j + 1]):
             l = in_idx[e]
             if ls[LS_UP, l] == 0:
@@ -526,72 +520,110 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf,
                          ring, ipar)
             i = src[l]
-            # the closed form holds unless an adjustment is pending or the
-            # buffer could reach empty or full before t (bound from the rates)
+            la = lat[l]
+            armed = ls[LS_ARMED, l] == 1
             walk = cycle or ls[LS_PEND, l] != 0
-            if not walk and depth > 0 and ls[LS_ARMED, l] == 1:
-                t0 = lf[LF_ADVT, l]
-                ri_lo, ri_hi = _rate_range(seg_hi, seg_P, n_seg, i, t0 - lat[l], t - lat[l])
-                rj_lo, rj_hi = _rate_range(seg_hi, seg_P, n_seg, j, t0, t)
-                occ = ls[LS_OCC, l]
-                walk = (occ + 3.0 + (t - t0) * max(0.0, ri_hi - rj_lo) >= depth
-                        or occ - 3.0 - (t - t0) * max(0.0, rj_hi - ri_lo) <= 0.0)
-            if walk:
-                _walk(l, m, t, i, j, lat[l], seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring,
-                      depth, cycle)
-            else:
-                # last_edge_before, with its fast path spelled out: passing
-                # arrays to a call costs reference counting on every link
+            if not walk:
+                # the sender's segment in force at t - la, found from the one
+                # owning its last arrival; the range of its relative rate on
+                # the way bounds the buffer's excursion below
                 sp = ls[LS_SP, l]
                 last_i = n_seg[i] - 1
-                while sp < last_i and seg_hi[i, sp + 1] <= t - lat[l]:
+                y = t - la
+                rel_i_lo = seg_rel[i, sp]
+                rel_i_hi = rel_i_lo
+                while sp < last_i and seg_hi[i, sp + 1] <= y:
                     sp += 1
+                    # comparisons, not min/max: Numba calls out for those
+                    r = seg_rel[i, sp]
+                    if r < rel_i_lo:
+                        rel_i_lo = r
+                    if r > rel_i_hi:
+                        rel_i_hi = r
+                if depth > 0 and armed:
+                    # the closed form holds unless the buffer could reach
+                    # empty or full before t; the rates are f0 (1 + rel)
+                    t0 = lf[LF_ADVT, l]
+                    if t0 != rj_t0:
+                        rj_t0 = t0
+                        sr = n_seg[j] - 1
+                        rel_j_lo = seg_rel[j, sr]
+                        rel_j_hi = rel_j_lo
+                        while sr > 0 and seg_hi[j, sr] > t0:
+                            sr -= 1
+                            r = seg_rel[j, sr]
+                            if r < rel_j_lo:
+                                rel_j_lo = r
+                            if r > rel_j_hi:
+                                rel_j_hi = r
+                    span = (t - t0) * f0
+                    occ = ls[LS_OCC, l]
+                    gain = rel_i_hi - rel_j_lo
+                    loss = rel_j_hi - rel_i_lo
+                    walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
+                            or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
+            if walk:
+                _walk(l, m, t, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring,
+                      depth, cycle)
+                if ls[LS_OVF_N, l] > 0 or ls[LS_UNF_N, l] > 0:
+                    faults_seen = 1
+                occ = ls[LS_OCC, l]
+                a_new = ls[LS_ARRK, l] - 1
+            else:
+                # the last arrival by t: the estimate from the phase (the
+                # segment's rate f0 (1 + rel) stands in for 1 / P) is checked
+                # against the exact edge times, and corrected off the fast path
+                hi = seg_hi[i, sp]
+                lo = seg_lo[i, sp]
                 k0 = seg_k[i, sp]
-                a_new = last_edge_in(seg_hi[i, sp], seg_lo[i, sp], k0, seg_P[i, sp],
-                                     k0 if sp > 0 else -_KMAX,
-                                     seg_k[i, sp + 1] if sp < last_i else _KMAX, t, lat[l])
-                if a_new == _KMAX:
+                P = seg_P[i, sp]
+                a_new = k0 + np.int64(math.floor((y - hi - lo) * (f0 * (1.0 + seg_rel[i, sp]))))
+                if not ((sp == 0 or k0 < a_new)
+                        and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
+                        and hi + (lo + (a_new + 1 - k0) * P) + la > t
+                        and hi + (lo + (a_new - k0) * P) + la <= t):
                     a_new, sp = _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t,
-                                                 lat[l], sp)
-                ls[LS_OCC, l] += (a_new - (ls[LS_ARRK, l] - 1)) - (m - ls[LS_ADVM, l])
+                                                 la, sp)
+                occ = ls[LS_OCC, l] + (a_new - (ls[LS_ARRK, l] - 1)) - (m - ls[LS_ADVM, l])
+                ls[LS_OCC, l] = occ
                 ls[LS_ARRK, l] = a_new + 1
                 ls[LS_SP, l] = sp
                 ls[LS_ADVM, l] = m
                 lf[LF_ADVT, l] = t
             if final:
                 continue
-            cnt = ls[LS_OCC, l] - ref
-            ddc = (ls[LS_ARRK, l] - 1) - m - ls[LS_BASE, l]
-            v = ddc if ipar[IP_MEAS_DDC] == 1 else cnt
-            r_new, s_new = stability_update(v, ls[LS_STREF, l], lf[LF_STSINCE, l], t, margin)
+            cnt = occ - ref
+            ddc = a_new - m - ls[LS_BASE, l]
+            v = ddc if meas_ddc else cnt
+            r_new, since = stability_update(v, ls[LS_STREF, l], lf[LF_STSINCE, l], t, margin)
             ls[LS_STREF, l] = r_new
-            lf[LF_STSINCE, l] = s_new
-            stable = 1 if t - s_new >= window else 0
+            lf[LF_STSINCE, l] = since
+            stable = 1 if t - since >= window else 0
             ls[LS_STABLE, l] = stable
-            if ls[LS_ARMED, l] == 0 and stable == 1 and ipar[IP_ARM_STABLE] == 1:
+            if not armed and stable == 1 and arm_stable:
                 # centre and arm: the buffer starts here with `ref` frames
+                armed = True
                 ls[LS_ARMED, l] = 1
                 ls[LS_OCC, l] = ref
                 ls[LS_ARM_M, l] = m
                 lf[LF_ARM_T, l] = t
                 ls[LS_PEND, l] = 0
-                if ipar[IP_CYCLE] == 1:
+                if cycle:
                     _fill_ring(ring, ls, l, depth, ref)
                 cnt = 0
-                if ipar[IP_MEAS_DDC] == 0:
+                if not meas_ddc:
                     v = 0
             rec_cnt[q, l] = cnt
             rec_ddc[q, l] = ddc
             rec_stable[q, l] = stable
-            if ls[LS_OVF_N, l] > 0 or ls[LS_UNF_N, l] > 0:
-                faults_seen = 1
             # buffer adjustments take effect after this sample
-            if ls[LS_ARMED, l] == 1:
-                for a in range(adj_link.size):
-                    if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
-                        ls[LS_PEND, l] += adj_frames[a]
-                        adj_done[a] = 1
-                if ipar[IP_AUTO] >= 0 and ls[LS_PEND, l] == 0 and abs(cnt) > ipar[IP_AUTO]:
+            if armed:
+                if n_adj > 0:
+                    for a in range(n_adj):
+                        if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
+                            ls[LS_PEND, l] += adj_frames[a]
+                            adj_done[a] = 1
+                if auto_thr >= 0 and ls[LS_PEND, l] == 0 and abs(cnt) > auto_thr:
                     ls[LS_PEND, l] = -cnt
             meas[n_up] = v
             n_up += 1
@@ -600,7 +632,14 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         # control
         des = 0.0
         if ipar[IP_HAS_CTL] == 1 and t >= start_t[j]:
-            des = step(cparams, cstate[j], meas[:n_up])
+            # the step gets borrowed buffers (see tidesim._jit.borrowed): no
+            # reference counting per call; cstate's row is copied in and out
+            w = cstate.shape[1]
+            for c in range(w):
+                state_buf[c] = cstate[j, c]
+            des = step(params_b, state_b, meas_b if n_up == max_deg else meas_b[:n_up])
+            for c in range(w):
+                cstate[j, c] = state_buf[c]
             if ipar[IP_ACT] == 0:
                 corr[j] = des
             else:
@@ -648,8 +687,12 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             break
         nm = m + p
         next_m[j] = nm
-        sn = owner_segment(seg_k, n_seg, j, nm, n_seg[j] - 1)
-        key = edge_time(seg_hi, seg_lo, seg_k, seg_P, j, sn, nm)
+        # owner_segment and edge_time, spelled out (array arguments cost
+        # reference counting): the edge is in the last segment or just before
+        sn = n_seg[j] - 1
+        while sn > 0 and nm <= seg_k[j, sn]:
+            sn -= 1
+        key = seg_hi[j, sn] + (seg_lo[j, sn] + (nm - seg_k[j, sn]) * seg_P[j, sn])
         # re-key the root and sift it down (ties broken by node index)
         r = 0
         while True:
