@@ -423,15 +423,32 @@ def test_stability_reproduces_the_core_detector():
                     buffer=ElasticBuffer(depth=0), measure="ddc", start_s=[0.0, 3e-3, 0.0],
                     stability=Stability(margin=2, window_s=0.004))
     trace = system.run(0.03)
-    seen = 0
+    seen = settled_seen = 0
     for link in range(TOPO.n_links):
         stable, settled, ref = stability(trace.measured(link), trace.link_times(link), 2, 0.004,
                                          start_s=system.link_up_s[link])
         q = trace.link_times(link).size
         assert_array_equal(stable, trace.stable[link, :q] == 1)
         assert_array_equal(settled, stable & (np.abs(ref) < 2))
+        assert_array_equal(settled, trace.settled[link, :q] == 1)
         seen += stable.sum()
+        settled_seen += settled.sum()
     assert seen > 0
+    assert settled_seen > 0
+
+
+def test_controller_state_is_recorded_when_asked():
+    system = System(TOPO, offsets_ppm=[-5.0, 0.0, 5.0], controller=PI(kp=1e-7, ki=1e-9),
+                    buffer=ElasticBuffer(depth=0))
+    assert system.run(0.01).controller_states is None
+    trace = system.run(0.01, record_controller_state=True)
+    states = trace.controller_states
+    assert states.shape[0] == system.n_nodes and states.shape[2] == 1
+    for j in range(system.n_nodes):
+        q = int(trace.n_samp[j])
+        assert_array_equal(states[j, q - 1], trace.controller_state[j])
+        # PI's integrator moves with the summed measurement
+        assert np.unique(states[j, :q, 0]).size > 3
 
 
 def test_stability_semantics():

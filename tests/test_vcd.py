@@ -15,7 +15,7 @@ from tidesim.backends._vcdfmt import CHUNK_ROWS, Body, id_codes, render_body
 from tidesim.backends.vcd import gtkw_path, write_vcd
 from tidesim.controllers import PI
 from tidesim.errors import ConfigError
-from tidesim.models import Actuator, ElasticBuffer, System, Topology
+from tidesim.models import Actuator, ElasticBuffer, Stability, System, Topology
 from tidesim.models import _kernels as K
 
 FS = 1e15  # ticks per second of the default time unit
@@ -82,6 +82,7 @@ def healthy_system() -> System:
         control_delay_ticks=40,
         actuator=Actuator("quantized", 100.0),
         buffer=ElasticBuffer(depth=16),
+        stability=Stability(margin=3, window_s=2e-5),
     )
 
 
@@ -94,7 +95,7 @@ def faulty_system() -> System:
 @pytest.fixture(scope="module")
 def healthy():
     system = healthy_system()
-    return system, system.run(until_s=1e-4, fidelity="cycle")
+    return system, system.run(until_s=1e-4, fidelity="cycle", record_controller_state=True)
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +119,12 @@ def test_header_scopes_and_timescale(healthy, healthy_vcd):
     assert str(header["timescale"]) in ("1 fs", "1fs")
     names = set(header["vars"])
     for j in range(3):
-        for sig in ("clk", "cycle", "freq_ppm", "corr_ppm", "desired_ppm", "finc", "fdec"):
+        for sig in ("clk", "cycle", "freq_ppm", "corr_ppm", "desired_ppm", "finc", "fdec",
+                    "ctl_state_0"):
             assert f"tidesim.node_{j}.{sig}" in names
         for _, i in incoming(trace, j):
-            for sig in ("up", "count", "ddc", "stable", "overflow", "underflow", "ugn",
-                        "seq_read"):
+            for sig in ("up", "count", "ddc", "stable", "settled", "overflow", "underflow",
+                        "ugn", "seq_read"):
                 assert f"tidesim.node_{j}.link_from_{i}.{sig}" in names
     assert header["vars"]["tidesim.node_0.freq_ppm"].type_.value == "real"
     assert header["last_time"] == ticks(trace.until_s)
@@ -144,11 +146,13 @@ def test_samples_equal_the_trace(healthy, healthy_vcd):
             assert value_at(changes[f"{node}.cycle"], t) == trace.samp_m[j, q]
             assert value_at(changes[f"{node}.corr_ppm"], t) == trace.samp_c[j, q] * 1e6
             assert value_at(changes[f"{node}.desired_ppm"], t) == trace.samp_des[j, q] * 1e6
+            assert value_at(changes[f"{node}.ctl_state_0"], t) == trace.controller_states[j, q, 0]
             for l, i in incoming(trace, j):
                 link = f"{node}.link_from_{i}"
                 assert signed(value_at(changes[f"{link}.count"], t)) == trace.counts[l, q]
                 assert signed(value_at(changes[f"{link}.ddc"], t)) == trace.ddc[l, q]
                 assert value_at(changes[f"{link}.stable"], t) == str(trace.stable[l, q])
+                assert value_at(changes[f"{link}.settled"], t) == str(trace.settled[l, q])
         for l, i in incoming(trace, j):
             link = f"{node}.link_from_{i}"
             up = value_at(changes[f"{link}.up"], ticks(trace.system.link_up_s[l]))
@@ -234,7 +238,7 @@ def test_seq_read_is_the_frame_the_fifo_read(healthy, healthy_vcd):
 def test_event_and_cycle_traces_give_the_same_waveforms(healthy, tmp_path):
     """The fidelities agree exactly, so do their VCDs (but seq_read, cycle only)."""
     system, cycle = healthy
-    event = system.run(until_s=1e-4, fidelity="event")
+    event = system.run(until_s=1e-4, fidelity="event", record_controller_state=True)
     a, _ = read_vcd(write_vcd(cycle, tmp_path / "c.vcd", t_to_s=2e-5))
     b, _ = read_vcd(write_vcd(event, tmp_path / "e.vcd", t_to_s=2e-5, clocks=True))
     assert {k for k in a if not k.endswith("seq_read")} == set(b)
@@ -438,3 +442,11 @@ def test_formatter_matches_a_line_by_line_reference(seed):
         if tok.kind in (TokenKind.CHANGE_SCALAR, TokenKind.CHANGE_VECTOR, TokenKind.CHANGE_REAL):
             per_var[tok.data.id_code] += 1
     assert sum(per_var.values()) == len(rows)
+
+
+def test_healthy_run_shows_stable_settled_and_controller_state(healthy):
+    """The value-for-value checks above are not vacuous for the newer signals."""
+    _, trace = healthy
+    assert trace.stable.any() and trace.settled.any()
+    assert (trace.settled <= trace.stable).all()
+    assert np.unique(trace.controller_states[:, :, 0]).size > 3

@@ -171,7 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     system = build_system(run_cfg)
     start = time.perf_counter()
     trace = system.run(
-        run_cfg.until_s, until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity
+        run_cfg.until_s, until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity,
+        record_controller_state=args.vcd is not None,
     )
     wall_s = time.perf_counter() - start
 

@@ -369,6 +369,11 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
             V = np.zeros(T.size, dtype=np.uint8)
             V[0::2] = 1
             bld.step(scope, name, "wire", 1, "bit", T, V, 0)
+    if tr.controller_states is not None and sysm.controller is not None:
+        # the controller's state after each sample (e.g. PI's integrator)
+        for c in range(sysm.controller.n_state):
+            bld.sampled(scope, f"ctl_state_{c}", "real", 64, "real_step", S,
+                        tr.controller_states[j, q, c], float(sysm.controller.state[c]))
     in_off, _ = sysm.topology.incoming()
     ref = sysm.buffer.reference_frames
     ls, lf = tr.link_state, tr.link_fstate
@@ -377,6 +382,7 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
     cnt_all = tr.counts[links][:, q].astype(np.int64)
     ddc_all = tr.ddc[links][:, q].astype(np.int64)
     stable_all = tr.stable[links][:, q].astype(np.uint8)
+    settled_all = tr.settled[links][:, q].astype(np.uint8)
     for r, l in enumerate(links.tolist()):
         i = int(tr.links[l, 0])
         ls_l = ls[l]
@@ -389,6 +395,7 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
         bld.sampled(lscope, "count", "integer", 32, "step", S, cnt, 0)
         bld.sampled(lscope, "ddc", "integer", 32, "signed", S, ddc, 0)
         bld.sampled(lscope, "stable", "wire", 1, "bit", S, stable_all[r], 0)
+        bld.sampled(lscope, "settled", "wire", 1, "bit", S, settled_all[r], 0)
         bld.event(lscope, "overflow", float(lf[l, K.LF_OVF_T]) if ls_l[K.LS_OVF_N] else None)
         bld.event(lscope, "underflow", float(lf[l, K.LF_UNF_T]) if ls_l[K.LS_UNF_N] else None)
         # occupancy = count + ref and A - R = ddc + (A0 - R0), so at each
@@ -431,7 +438,7 @@ def _write_gtkw(vars_: list[VcdVar], vcd_path: Path, t0: int, t1: int) -> Path:
     color = {"clk": GTKWColor.green, "freq_ppm": GTKWColor.orange,
              "corr_ppm": GTKWColor.yellow, "desired_ppm": GTKWColor.yellow,
              "finc": GTKWColor.red, "fdec": GTKWColor.red, "count": GTKWColor.blue,
-             "ddc": GTKWColor.indigo, "stable": GTKWColor.green,
+             "ddc": GTKWColor.indigo, "stable": GTKWColor.green, "settled": GTKWColor.green,
              "overflow": GTKWColor.red, "underflow": GTKWColor.red}
     analog = {"step": (GTKWFlag.analog_step, 2), "real_step": (GTKWFlag.analog_step, 1),
               "real_line": (GTKWFlag.analog_interpolated, 2)}

@@ -36,6 +36,10 @@ from numba import types
 from .._jit import borrowed, jit_signature, njit
 from ..controllers._contract import STEP_TYPE
 
+# ---- bits of the per-sample link flags (``rec_flags``) ----
+FLAG_STABLE = 1  # the stability detector reports the link stable
+FLAG_SETTLED = 2  # stable, and the detector's reference is within the margin of 0
+
 # ---- integer parameter slots (``ipar``) ----
 IP_P = 0  # update period, local ticks
 IP_D = 1  # control delay, local ticks
@@ -239,11 +243,11 @@ def _fill_ring(ring, ls, l, depth, ref):
     """Load the FIFO of link ``l`` with the ``ref`` most recent frames."""
     if depth == 0:
         return
-    a = ls[LS_ARRK, l] - 1
+    a = ls[l, LS_ARRK] - 1
     for q in range(ref):
         ring[l, q & (depth - 1)] = a - ref + 1 + q
-    ls[LS_WR, l] = ref
-    ls[LS_RD, l] = 0
+    ls[l, LS_WR] = ref
+    ls[l, LS_RD] = 0
 
 
 @njit
@@ -255,21 +259,21 @@ def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
     a0, sp = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t0, lat[l], n_seg[i] - 1)
     r0, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, t0, 0.0, n_seg[j] - 1)
     ref = ipar[IP_REF]
-    ls[LS_UP, l] = 1
-    ls[LS_BASE, l] = a0 - r0
-    ls[LS_OCC, l] = ref
-    ls[LS_ARRK, l] = a0 + 1
-    ls[LS_ADVM, l] = r0
-    ls[LS_PEND, l] = 0
-    ls[LS_SP, l] = sp
-    lf[LF_ADVT, l] = t0
-    ls[LS_STREF, l] = 0
-    lf[LF_STSINCE, l] = t0
-    ls[LS_STABLE, l] = 0
+    ls[l, LS_UP] = 1
+    ls[l, LS_BASE] = a0 - r0
+    ls[l, LS_OCC] = ref
+    ls[l, LS_ARRK] = a0 + 1
+    ls[l, LS_ADVM] = r0
+    ls[l, LS_PEND] = 0
+    ls[l, LS_SP] = sp
+    lf[l, LF_ADVT] = t0
+    ls[l, LS_STREF] = 0
+    lf[l, LF_STSINCE] = t0
+    ls[l, LS_STABLE] = 0
     if ipar[IP_ARM_STABLE] == 0:
-        ls[LS_ARMED, l] = 1
-        ls[LS_ARM_M, l] = r0
-        lf[LF_ARM_T, l] = t0
+        ls[l, LS_ARMED] = 1
+        ls[l, LS_ARM_M] = r0
+        lf[l, LF_ARM_T] = t0
         if ipar[IP_CYCLE] == 1:
             _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
 
@@ -278,27 +282,27 @@ def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
 def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, depth,
           use_ring):
     # state in locals: the loop below runs once per edge of a cycle-fidelity run
-    occ = ls[LS_OCC, l]
-    k = ls[LS_ARRK, l]
-    pend = ls[LS_PEND, l]
-    clip = ls[LS_ARMED, l] == 1 and depth > 0
+    occ = ls[l, LS_OCC]
+    k = ls[l, LS_ARRK]
+    pend = ls[l, LS_PEND]
+    clip = ls[l, LS_ARMED] == 1 and depth > 0
     ring_on = use_ring and clip
     mask = depth - 1
-    wr = ls[LS_WR, l]
-    rd = ls[LS_RD, l]
-    last_seq = ls[LS_LASTSEQ, l]
-    n_ovf = ls[LS_OVF_N, l]
-    n_unf = ls[LS_UNF_N, l]
+    wr = ls[l, LS_WR]
+    rd = ls[l, LS_RD]
+    last_seq = ls[l, LS_LASTSEQ]
+    n_ovf = ls[l, LS_OVF_N]
+    n_unf = ls[l, LS_UNF_N]
     # sender segment locals
     last_i = n_seg[i] - 1
-    sp = owner_segment(seg_k, n_seg, i, k, ls[LS_SP, l])
+    sp = owner_segment(seg_k, n_seg, i, k, ls[l, LS_SP])
     s_hi = seg_hi[i, sp]
     s_lo = seg_lo[i, sp]
     s_k = seg_k[i, sp]
     s_P = seg_P[i, sp]
     s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
     arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
-    m = ls[LS_ADVM, l] + 1
+    m = ls[l, LS_ADVM] + 1
     last_j = n_seg[j] - 1
     sr = owner_segment(seg_k, n_seg, j, m, last_j)
     while m <= m_end + 1:
@@ -320,8 +324,8 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                     occ += 1
                 elif occ >= depth:
                     if n_ovf == 0:
-                        lf[LF_OVF_T, l] = arr_t
-                        ls[LS_OVF_M, l] = m
+                        lf[l, LF_OVF_T] = arr_t
+                        ls[l, LS_OVF_M] = m
                     n_ovf += 1
                 else:
                     if ring_on:
@@ -347,8 +351,8 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                 occ -= 1
             elif occ <= 0:
                 if n_unf == 0:
-                    lf[LF_UNF_T, l] = tm
-                    ls[LS_UNF_M, l] = m
+                    lf[l, LF_UNF_T] = tm
+                    ls[l, LS_UNF_M] = m
                 n_unf += 1
             else:
                 if ring_on:
@@ -357,18 +361,18 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                 occ -= 1
             m += 1
         sr += 1
-    ls[LS_OCC, l] = occ
-    ls[LS_ARRK, l] = k
-    ls[LS_PEND, l] = pend
-    ls[LS_WR, l] = wr
-    ls[LS_RD, l] = rd
-    ls[LS_LASTSEQ, l] = last_seq
-    ls[LS_OVF_N, l] = n_ovf
-    ls[LS_UNF_N, l] = n_unf
-    ls[LS_SP, l] = sp
-    lf[LF_ARRT, l] = arr_t
-    ls[LS_ADVM, l] = m_end
-    lf[LF_ADVT, l] = t_lim
+    ls[l, LS_OCC] = occ
+    ls[l, LS_ARRK] = k
+    ls[l, LS_PEND] = pend
+    ls[l, LS_WR] = wr
+    ls[l, LS_RD] = rd
+    ls[l, LS_LASTSEQ] = last_seq
+    ls[l, LS_OVF_N] = n_ovf
+    ls[l, LS_UNF_N] = n_unf
+    ls[l, LS_SP] = sp
+    lf[l, LF_ARRT] = arr_t
+    ls[l, LS_ADVM] = m_end
+    lf[l, LF_ADVT] = t_lim
 
 
 # ----------------------------------------------------------------------------
@@ -380,6 +384,7 @@ _f8_1 = types.float64[::1]
 _f8_2 = types.float64[:, ::1]
 _i4_2 = types.int32[:, ::1]
 _i1_2 = types.int8[:, ::1]
+_f8_3 = types.float64[:, :, ::1]
 
 SIMULATE_SIGNATURE = types.int64(
     STEP_TYPE,  # step
@@ -391,7 +396,7 @@ SIMULATE_SIGNATURE = types.int64(
     _i8_1, _i8_1,  # in_off, in_idx
     _i8_1, _i8_1, _f8_1, _f8_1,  # src, dst, lat, t_up
     _i8_2, _f8_2, _i8_2,  # ls, lf, ring
-    _i4_2, _i4_2, _i1_2,  # rec_cnt, rec_ddc, rec_stable
+    _i4_2, _i4_2, _i1_2, _f8_3,  # rec_cnt, rec_ddc, rec_flags, rec_state
     _i8_1, _f8_1, _i8_1, _i8_1,  # adj_link, adj_t, adj_frames, adj_done
     _f8_1,  # status detail
 )
@@ -402,7 +407,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
              seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg,
              samp_m, samp_t, samp_c, samp_des, n_samp,
              cparams, cstate, in_off, in_idx, src, dst, lat, t_up,
-             ls, lf, ring, rec_cnt, rec_ddc, rec_stable,
+             ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
              adj_link, adj_t, adj_frames, adj_done, detail):
     """Run a system from its initial segments to ``fpar[FP_UNTIL]``.
 
@@ -421,11 +426,15 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
         src, dst, lat, t_up: int64/float64[L] link endpoints, latency (s)
             and link-up time (s).
-        ls, lf: int64[N_LS, L], float64[N_LF, L] link state (``LS_*``/``LF_*``).
+        ls, lf: int64[L, N_LS], float64[L, N_LF] link state (``LS_*``/``LF_*``),
+            one row per link.
         ring: int64[L, depth] FIFO storage of sequence numbers.
-        rec_cnt, rec_ddc, rec_stable: int32/int32/int8[Q, L] buffer count
-            relative to the reference, domain difference count, and stability
-            flag, recorded at each sample of the link's receiver.
+        rec_cnt, rec_ddc, rec_flags: int32/int32/int8[Q, L] buffer count
+            relative to the reference, domain difference count, and the
+            stability detector (``FLAG_STABLE | FLAG_SETTLED``), recorded at
+            each sample of the link's receiver.
+        rec_state: float64[n, Q or 0, w] each node's controller state after
+            each sample (not recorded when the second axis is empty).
         adj_*: int64/float64[A] scheduled adjustments and their done flags.
         detail: float64[4] filled on a non-zero status: node, time, cycle, rel.
 
@@ -510,24 +519,24 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         rel_j_hi = 0.0
         for e in range(in_off[j], in_off[j + 1]):
             l = in_idx[e]
-            if ls[LS_UP, l] == 0:
+            if ls[l, LS_UP] == 0:
                 if t_up[l] > t:
                     if not final:
                         rec_cnt[q, l] = 0
                         rec_ddc[q, l] = 0
-                        rec_stable[q, l] = 0
+                        rec_flags[q, l] = 0
                     continue
                 _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf,
                          ring, ipar)
             i = src[l]
             la = lat[l]
-            armed = ls[LS_ARMED, l] == 1
-            walk = cycle or ls[LS_PEND, l] != 0
+            armed = ls[l, LS_ARMED] == 1
+            walk = cycle or ls[l, LS_PEND] != 0
             if not walk:
                 # the sender's segment in force at t - la, found from the one
                 # owning its last arrival; the range of its relative rate on
                 # the way bounds the buffer's excursion below
-                sp = ls[LS_SP, l]
+                sp = ls[l, LS_SP]
                 last_i = n_seg[i] - 1
                 y = t - la
                 rel_i_lo = seg_rel[i, sp]
@@ -543,7 +552,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 if depth > 0 and armed:
                     # the closed form holds unless the buffer could reach
                     # empty or full before t; the rates are f0 (1 + rel)
-                    t0 = lf[LF_ADVT, l]
+                    t0 = lf[l, LF_ADVT]
                     if t0 != rj_t0:
                         rj_t0 = t0
                         sr = n_seg[j] - 1
@@ -557,7 +566,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                             if r > rel_j_hi:
                                 rel_j_hi = r
                     span = (t - t0) * f0
-                    occ = ls[LS_OCC, l]
+                    occ = ls[l, LS_OCC]
                     gain = rel_i_hi - rel_j_lo
                     loss = rel_j_hi - rel_i_lo
                     walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
@@ -565,10 +574,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             if walk:
                 _walk(l, m, t, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring,
                       depth, cycle)
-                if ls[LS_OVF_N, l] > 0 or ls[LS_UNF_N, l] > 0:
+                if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
                     faults_seen = 1
-                occ = ls[LS_OCC, l]
-                a_new = ls[LS_ARRK, l] - 1
+                occ = ls[l, LS_OCC]
+                a_new = ls[l, LS_ARRK] - 1
             else:
                 # the last arrival by t: the estimate from the phase (the
                 # segment's rate f0 (1 + rel) stands in for 1 / P) is checked
@@ -584,30 +593,30 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                         and hi + (lo + (a_new - k0) * P) + la <= t):
                     a_new, sp = _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t,
                                                  la, sp)
-                occ = ls[LS_OCC, l] + (a_new - (ls[LS_ARRK, l] - 1)) - (m - ls[LS_ADVM, l])
-                ls[LS_OCC, l] = occ
-                ls[LS_ARRK, l] = a_new + 1
-                ls[LS_SP, l] = sp
-                ls[LS_ADVM, l] = m
-                lf[LF_ADVT, l] = t
+                occ = ls[l, LS_OCC] + (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
+                ls[l, LS_OCC] = occ
+                ls[l, LS_ARRK] = a_new + 1
+                ls[l, LS_SP] = sp
+                ls[l, LS_ADVM] = m
+                lf[l, LF_ADVT] = t
             if final:
                 continue
             cnt = occ - ref
-            ddc = a_new - m - ls[LS_BASE, l]
+            ddc = a_new - m - ls[l, LS_BASE]
             v = ddc if meas_ddc else cnt
-            r_new, since = stability_update(v, ls[LS_STREF, l], lf[LF_STSINCE, l], t, margin)
-            ls[LS_STREF, l] = r_new
-            lf[LF_STSINCE, l] = since
+            r_new, since = stability_update(v, ls[l, LS_STREF], lf[l, LF_STSINCE], t, margin)
+            ls[l, LS_STREF] = r_new
+            lf[l, LF_STSINCE] = since
             stable = 1 if t - since >= window else 0
-            ls[LS_STABLE, l] = stable
+            ls[l, LS_STABLE] = stable
             if not armed and stable == 1 and arm_stable:
                 # centre and arm: the buffer starts here with `ref` frames
                 armed = True
-                ls[LS_ARMED, l] = 1
-                ls[LS_OCC, l] = ref
-                ls[LS_ARM_M, l] = m
-                lf[LF_ARM_T, l] = t
-                ls[LS_PEND, l] = 0
+                ls[l, LS_ARMED] = 1
+                ls[l, LS_OCC] = ref
+                ls[l, LS_ARM_M] = m
+                lf[l, LF_ARM_T] = t
+                ls[l, LS_PEND] = 0
                 if cycle:
                     _fill_ring(ring, ls, l, depth, ref)
                 cnt = 0
@@ -615,16 +624,18 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     v = 0
             rec_cnt[q, l] = cnt
             rec_ddc[q, l] = ddc
-            rec_stable[q, l] = stable
+            # settled: stable about a reference within the margin of zero
+            rec_flags[q, l] = stable * FLAG_STABLE + (
+                FLAG_SETTLED if stable == 1 and abs(r_new) < margin else 0)
             # buffer adjustments take effect after this sample
             if armed:
                 if n_adj > 0:
                     for a in range(n_adj):
                         if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
-                            ls[LS_PEND, l] += adj_frames[a]
+                            ls[l, LS_PEND] += adj_frames[a]
                             adj_done[a] = 1
-                if auto_thr >= 0 and ls[LS_PEND, l] == 0 and abs(cnt) > auto_thr:
-                    ls[LS_PEND, l] = -cnt
+                if auto_thr >= 0 and ls[l, LS_PEND] == 0 and abs(cnt) > auto_thr:
+                    ls[l, LS_PEND] = -cnt
             meas[n_up] = v
             n_up += 1
         if final:
@@ -649,6 +660,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 elif des < cur - 0.5 * qstep:
                     zq[j] -= 1
                 corr[j] = zq[j] * qstep
+        if rec_state.shape[1] > 0:
+            for c in range(cstate.shape[1]):
+                rec_state[j, q, c] = cstate[j, c]
         if wstep > 0.0:
             wander[j] += wstep * wander_z[j, q]
         rel = eps0[j] + drift[j] * t + wander[j] + corr[j]

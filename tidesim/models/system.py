@@ -190,7 +190,8 @@ class System:
         return np.maximum(self.start_s[links[:, 0]], self.start_s[links[:, 1]])
 
     def run(self, until_s: float | None = None, *, until_cycles: int | None = None,
-            fidelity: str = "event", stop_on_fault: bool = False) -> Trace:
+            fidelity: str = "event", stop_on_fault: bool = False,
+            record_controller_state: bool = False) -> Trace:
         """Simulate from ``t = 0`` to ``until_s`` (or ``until_cycles / f_nom_hz``).
 
         Args:
@@ -199,6 +200,9 @@ class System:
             fidelity: ``"event"`` (exact, per control update) or ``"cycle"``
                 (every edge, real FIFOs); both give identical results.
             stop_on_fault: stop at the first sample that sees a buffer fault.
+            record_controller_state: keep every node's controller state after
+                every sample (``Trace.controller_states``; costs
+                ``8 * n * samples * n_state`` bytes), e.g. for waveforms.
 
         Returns:
             The :class:`Trace` of the run (kept whole even when it stopped early).
@@ -218,10 +222,11 @@ class System:
             until = float(until_s)
         if fidelity not in FIDELITIES:
             raise ConfigError("run.fidelity", fidelity, f"must be one of {list(FIDELITIES)}")
-        return _run(self, until, fidelity, bool(stop_on_fault))
+        return _run(self, until, fidelity, bool(stop_on_fault), bool(record_controller_state))
 
 
-def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace:
+def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
+         record_state: bool) -> Trace:
     from . import _kernels as K  # compiled (or loaded from cache) on first use
 
     topo = sys.topology
@@ -295,15 +300,17 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
     fpar[K.FP_MAXREL] = _MAX_REL
     fpar[K.FP_WINDOW] = sys.stability.window_s
 
-    # field-major link state: a sample's links sit side by side in each field
-    ls = np.zeros((K.N_LS, n_links), dtype=np.int64)
-    ls[K.LS_ARM_M] = -1
-    lf = np.full((K.N_LF, n_links), np.nan)
+    # link-major link state: one link's fields share a row (and cache line)
+    ls = np.zeros((n_links, K.N_LS), dtype=np.int64)
+    ls[:, K.LS_ARM_M] = -1
+    lf = np.full((n_links, K.N_LF), np.nan)
     ring = np.zeros((n_links, max(depth, 1) if fidelity == "cycle" else 1), dtype=np.int64)
     # sample-major: one node's sample writes its incoming links side by side
     rec_cnt = np.zeros((cap_q, n_links), dtype=np.int32)
     rec_ddc = np.zeros((cap_q, n_links), dtype=np.int32)
-    rec_stable = np.zeros((cap_q, n_links), dtype=np.int8)
+    rec_flags = np.zeros((cap_q, n_links), dtype=np.int8)
+    w = cstate.shape[1]
+    rec_state = np.zeros((n, cap_q if record_state else 0, w))
     adjs = buf.adjustments
     adj_link = np.array([a.link for a in adjs], dtype=np.int64)
     adj_t = np.array([a.at_s for a in adjs], dtype=np.float64)
@@ -318,7 +325,7 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
         cparams, cstate, in_off, in_idx,
         np.ascontiguousarray(links[:, 0]), np.ascontiguousarray(links[:, 1]),
         np.ascontiguousarray(topo.latency_s, dtype=np.float64), sys.link_up_s,
-        ls, lf, ring, rec_cnt, rec_ddc, rec_stable,
+        ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
         adj_link, adj_t, adj_frames, adj_done, detail,
     )
     end = until
@@ -329,8 +336,8 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool) -> Trace
         seg_t=seg_hi + seg_lo, seg_k=seg_k, seg_rel=seg_rel, seg_hi=seg_hi, seg_lo=seg_lo,
         seg_P=seg_P, n_seg=n_seg,
         samp_m=samp_m, samp_t=samp_t, samp_c=samp_c, samp_des=samp_des, n_samp=n_samp,
-        rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_stable=rec_stable.T, ls=ls.T, lf=lf.T,
-        cstate=cstate,
+        rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_flags=rec_flags.T, ls=ls, lf=lf,
+        cstate=cstate, rec_state=rec_state if record_state else None,
     )
     if status == K.ST_RANGE:
         node = int(detail[0])
@@ -360,12 +367,16 @@ class Trace:
             receiver edge of each sample, applied correction (relative).
         counts: int32[L, Q] elastic-buffer count relative to the reference.
         ddc: int32[L, Q] domain difference counter.
-        stable: int8[L, Q] stability detector output.
+        flags: int8[L, Q] the stability detector at each sample, as bits
+            (:attr:`stable` and :attr:`settled` unpack them).
+        controller_state: float64[n, w] each node's controller state at the end.
+        controller_states: float64[n, Q, w] the state after every sample, when
+            the run was asked to record it (``record_controller_state``), else None.
     """
 
     def __init__(self, *, system, fidelity, until_s, requested_until_s, status, seg_t, seg_k,
                  seg_rel, seg_hi, seg_lo, seg_P, n_seg, samp_m, samp_t, samp_c, samp_des, n_samp,
-                 rec_cnt, rec_ddc, rec_stable, ls, lf, cstate) -> None:
+                 rec_cnt, rec_ddc, rec_flags, ls, lf, cstate, rec_state=None) -> None:
         self.system = system
         self.fidelity = fidelity
         self.until_s = until_s
@@ -385,10 +396,32 @@ class Trace:
         self.n_samp = n_samp
         self.counts = rec_cnt
         self.ddc = rec_ddc
-        self.stable = rec_stable
+        self.flags = rec_flags
         self.link_state = ls
         self.link_fstate = lf
         self.controller_state = cstate
+        self.controller_states = rec_state
+        self._stable = None
+        self._settled = None
+
+    @property
+    def stable(self) -> np.ndarray:
+        """int8[L, Q]: 1 where the stability detector reports the link stable."""
+        if self._stable is None:
+            from ._kernels import FLAG_STABLE
+
+            self._stable = (self.flags & FLAG_STABLE).astype(np.int8)
+        return self._stable
+
+    @property
+    def settled(self) -> np.ndarray:
+        """int8[L, Q]: 1 where the link is stable about a reference within the
+        stability margin of zero (``|r| < margin``)."""
+        if self._settled is None:
+            from ._kernels import FLAG_SETTLED
+
+            self._settled = ((self.flags & FLAG_SETTLED) != 0).astype(np.int8)
+        return self._settled
 
     # -- shape ---------------------------------------------------------------
     @property

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .._jit import njit
-from ..models._kernels import segment_energy, stability_update
+from ..models._kernels import segment_energy
 
 __all__ = [
     "energy",
@@ -209,36 +209,6 @@ def _time_major(arr: np.ndarray, *, copy: bool = False) -> np.ndarray:
 
 
 @njit
-def _replay_stability(meas, samp_t, dst, n_samp, t_up, margin, window, ref, since, stable):
-    """Feed every link's recorded measurements (``meas[sample, link]``) through the
-    stability detector, in sample order."""
-    n_links = meas.shape[1]
-    q_end = np.empty(n_links, dtype=np.int64)
-    last_t = np.full(n_links, -np.inf)
-    q_max = 0
-    for l in range(n_links):
-        q_end[l] = n_samp[dst[l]]
-        q_max = max(q_max, q_end[l])
-        since[l] = t_up[l]
-    for k in range(q_max):
-        for l in range(n_links):
-            if k >= q_end[l]:
-                continue
-            t = samp_t[dst[l], k]
-            if t < t_up[l]:
-                continue
-            r, s = stability_update(meas[k, l], ref[l], since[l], t, margin)
-            ref[l] = r
-            since[l] = s
-            last_t[l] = t
-    for l in range(n_links):
-        if last_t[l] == -np.inf:
-            since[l] = np.nan  # never came up
-        else:
-            stable[l] = 1 if last_t[l] - since[l] >= window else 0
-
-
-@njit
 def _max_abs(arr, dst, n_samp, out):
     """Largest ``|arr[k, l]|`` over each link's recorded samples (``arr[sample, link]``)."""
     n_links = arr.shape[1]
@@ -256,55 +226,31 @@ def _max_abs(arr, dst, n_samp, out):
 
 
 def link_stability(trace) -> dict[str, np.ndarray]:
-    """Each link's stability detector at the end of the run, replayed from the trace.
+    """Each link's stability detector at the end of the run.
 
-    The detector (``tidesim.models._kernels.stability_update``) is fed the
-    recorded measurements again, so its final reference is known. At the
+    The core runs the detector (``tidesim.models._kernels.stability_update``)
+    on every link at every sample and keeps its state; this reads it. At the
     sample where a buffer armed on stability (``buffer.arm = "stable"``) is
-    centred, the detector saw the count before centring, which equals the
-    domain difference count there; that value is used.
+    centred, the detector sees the count before centring.
 
     Returns:
         ``{"up", "stable", "settled": bool[L], "reference": int64[L],
         "since_s": float64[L]}``: *stable* as the detector reports it at the
         last sample, *settled* when also ``|reference| < margin``. Links that
-        never came up are neither.
+        never came up are neither (their ``since_s`` is NaN).
     """
-    sys_ = trace.system
-    L = trace.links.shape[0]
-    ddc_meas = sys_.measure == "ddc"
-    patch = []
-    if not ddc_meas and sys_.buffer.arm == "stable":
-        from ..models import _kernels as K
+    from ..models import _kernels as K
 
-        arm_m = trace.link_state[:, K.LS_ARM_M]
-        for l in range(L):
-            if arm_m[l] < 0:
-                continue
-            j = int(trace.links[l, 1])
-            q = int(trace.n_samp[j])
-            pos = int(np.searchsorted(trace.samp_m[j, :q], arm_m[l]))
-            if pos < q and trace.samp_m[j, pos] == arm_m[l]:
-                patch.append((pos, l, trace.ddc[l, pos]))
-    meas = _time_major(trace.ddc if ddc_meas else trace.counts, copy=bool(patch))
-    for pos, l, value in patch:
-        meas[pos, l] = value
-    ref = np.zeros(L, dtype=np.int64)
-    since = np.zeros(L)
-    stable = np.zeros(L, dtype=np.int64)
+    ls, lf = trace.link_state, trace.link_fstate
     up = np.asarray(trace.link_up, dtype=bool)
-    _replay_stability(meas, np.ascontiguousarray(trace.samp_t),
-                      np.ascontiguousarray(trace.links[:, 1]), trace.n_samp,
-                      np.ascontiguousarray(sys_.link_up_s, dtype=np.float64),
-                      int(sys_.stability.margin), float(sys_.stability.window_s),
-                      ref, since, stable)
-    stable_b = (stable == 1) & up
+    ref = ls[:, K.LS_STREF].copy()
+    stable = (ls[:, K.LS_STABLE] == 1) & up
     return {
         "up": up,
-        "stable": stable_b,
-        "settled": stable_b & (np.abs(ref) < sys_.stability.margin),
+        "stable": stable,
+        "settled": stable & (np.abs(ref) < trace.system.stability.margin),
         "reference": ref,
-        "since_s": since,
+        "since_s": lf[:, K.LF_STSINCE].copy(),
     }
 
 

@@ -256,6 +256,8 @@ def _recorded(system):
     run = system.run
 
     def recorded_run(*args, **kwargs):
+        # the waves of a failing test show the controller's state too
+        kwargs.setdefault("record_controller_state", True)
         return _run_recorded(run, *args, **kwargs)
 
     recorded_run.__doc__ = run.__doc__
