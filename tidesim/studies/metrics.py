@@ -33,6 +33,8 @@ __all__ = [
     "run_metrics",
     "settle_time_s",
     "spread_over_time",
+    "stability_history",
+    "stable_periods",
     "summary",
 ]
 
@@ -209,10 +211,17 @@ def _time_major(arr: np.ndarray, *, copy: bool = False) -> np.ndarray:
 
 
 @njit
-def _replay_stability(meas, samp_t, dst, n_samp, t_up, margin, window, ref, since, stable):
+def _replay_stability(meas, samp_t, dst, n_samp, t_up, margin, window, ref, since, stable,
+                      rec_stable, rec_settled):
     """Feed every link's recorded measurements (``meas[sample, link]``) through the
-    stability detector, in sample order."""
+    stability detector, in sample order.
+
+    ``rec_stable`` and ``rec_settled`` (int8 ``[sample, link]``) receive the
+    detector's output at every sample when they have rows; pass ``[0, L]``
+    arrays to keep only the final state.
+    """
     n_links = meas.shape[1]
+    record = rec_stable.shape[0] > 0
     q_end = np.empty(n_links, dtype=np.int64)
     last_t = np.full(n_links, -np.inf)
     q_max = 0
@@ -231,6 +240,9 @@ def _replay_stability(meas, samp_t, dst, n_samp, t_up, margin, window, ref, sinc
             ref[l] = r
             since[l] = s
             last_t[l] = t
+            if record and t - s >= window:
+                rec_stable[k, l] = 1
+                rec_settled[k, l] = 1 if abs(r) < margin else 0
     for l in range(n_links):
         if last_t[l] == -np.inf:
             since[l] = np.nan  # never came up
@@ -255,20 +267,12 @@ def _max_abs(arr, dst, n_samp, out):
                     out[l] = v
 
 
-def link_stability(trace) -> dict[str, np.ndarray]:
-    """Each link's stability detector at the end of the run, replayed from the trace.
+def _replay(trace, *, record: bool) -> dict[str, np.ndarray]:
+    """Run the stability detector over the recorded measurements of every link.
 
-    The detector (``tidesim.models._kernels.stability_update``) is fed the
-    recorded measurements again, so its final reference is known. At the
-    sample where a buffer armed on stability (``buffer.arm = "stable"``) is
-    centred, the detector saw the count before centring, which equals the
-    domain difference count there; that value is used.
-
-    Returns:
-        ``{"up", "stable", "settled": bool[L], "reference": int64[L],
-        "since_s": float64[L]}``: *stable* as the detector reports it at the
-        last sample, *settled* when also ``|reference| < margin``. Links that
-        never came up are neither.
+    At the sample where a buffer armed on stability (``buffer.arm =
+    "stable"``) is centred, the detector saw the count before centring, which
+    equals the domain difference count there; that value is used.
     """
     sys_ = trace.system
     L = trace.links.shape[0]
@@ -292,20 +296,122 @@ def link_stability(trace) -> dict[str, np.ndarray]:
     ref = np.zeros(L, dtype=np.int64)
     since = np.zeros(L)
     stable = np.zeros(L, dtype=np.int64)
-    up = np.asarray(trace.link_up, dtype=bool)
+    rows = int(trace.n_samp.max(initial=0)) if record else 0
+    rec_stable = np.zeros((rows, L), dtype=np.int8)
+    rec_settled = np.zeros((rows, L), dtype=np.int8)
     _replay_stability(meas, np.ascontiguousarray(trace.samp_t),
                       np.ascontiguousarray(trace.links[:, 1]), trace.n_samp,
                       np.ascontiguousarray(sys_.link_up_s, dtype=np.float64),
                       int(sys_.stability.margin), float(sys_.stability.window_s),
-                      ref, since, stable)
-    stable_b = (stable == 1) & up
+                      ref, since, stable, rec_stable, rec_settled)
+    return {"reference": ref, "since_s": since, "stable": stable,
+            "rec_stable": rec_stable, "rec_settled": rec_settled}
+
+
+def link_stability(trace) -> dict[str, np.ndarray]:
+    """Each link's stability detector at the end of the run, replayed from the trace.
+
+    The detector (``tidesim.models._kernels.stability_update``) is fed the
+    recorded measurements again, so its final reference is known. At the
+    sample where a buffer armed on stability (``buffer.arm = "stable"``) is
+    centred, the detector saw the count before centring, which equals the
+    domain difference count there; that value is used.
+
+    Returns:
+        ``{"up", "stable", "settled": bool[L], "reference": int64[L],
+        "since_s": float64[L]}``: *stable* as the detector reports it at the
+        last sample, *settled* when also ``|reference| < margin``. Links that
+        never came up are neither.
+    """
+    rep = _replay(trace, record=False)
+    up = np.asarray(trace.link_up, dtype=bool)
+    stable_b = (rep["stable"] == 1) & up
     return {
         "up": up,
         "stable": stable_b,
-        "settled": stable_b & (np.abs(ref) < sys_.stability.margin),
-        "reference": ref,
-        "since_s": since,
+        "settled": stable_b & (np.abs(rep["reference"]) < trace.system.stability.margin),
+        "reference": rep["reference"],
+        "since_s": rep["since_s"],
     }
+
+
+def stability_history(trace) -> dict[str, np.ndarray]:
+    """Each link's stability detector at every one of its samples, replayed from the trace.
+
+    The same replay as :func:`link_stability`, recorded at every sample.
+
+    Returns:
+        ``{"stable", "settled": bool[L, Q]}``, indexed like ``Trace.stable``
+        (link, then the link's receiver's sample); *settled* is *stable* with
+        ``|reference| < margin``. Entries past the receiver's ``n_samp`` are
+        False. ``stable`` equals ``Trace.stable == 1``.
+    """
+    rep = _replay(trace, record=True)
+    return {"stable": rep["rec_stable"].T == 1, "settled": rep["rec_settled"].T == 1}
+
+
+def _intervals(on: np.ndarray, times: np.ndarray, end_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end times (s) of the runs of ``on``; sample ``k`` holds until ``times[k+1]``."""
+    edges = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    stops = np.flatnonzero(edges == -1)
+    ext = np.append(times, end_s)
+    return ext[starts], ext[stops]
+
+
+def _all_on(starts: list[np.ndarray], stops: list[np.ndarray]) -> np.ndarray:
+    """The periods (float64 ``[k, 2]``) covered by every one of the interval sets."""
+    m = len(starts)
+    if m == 0:
+        return np.zeros((0, 2))
+    t = np.concatenate([*starts, *stops])
+    delta = np.concatenate([np.ones(sum(s.size for s in starts), dtype=np.int64),
+                            -np.ones(sum(s.size for s in stops), dtype=np.int64)])
+    # at equal times ends sort first, so touching periods of one set never overlap
+    order = np.lexsort((delta, t))
+    t, depth = t[order], np.cumsum(delta[order])
+    inside = np.flatnonzero(depth[:-1] == m)
+    lo, hi = t[inside], t[inside + 1]
+    keep = hi > lo
+    lo, hi = lo[keep], hi[keep]
+    if lo.size == 0:
+        return np.zeros((0, 2))
+    # periods that touch (one link ends as another starts) are one period
+    cut = np.flatnonzero(lo[1:] != hi[:-1]) + 1
+    return np.stack([lo[np.r_[0, cut]], hi[np.r_[cut - 1, hi.size - 1]]], axis=1)
+
+
+def stable_periods(trace, history: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """When every link was stable, and when every link was settled.
+
+    A link's state holds from one of its receiver's samples to the next (the
+    last one to the end of the run). Links that never came up do not count;
+    the others count from the start of the run, so nothing is stable before
+    every one of them is up.
+
+    Args:
+        trace: a run.
+        history: the output of :func:`stability_history`, when already computed.
+
+    Returns:
+        ``{"stable", "settled": float64[k, 2]}``: ``[start_s, end_s)``
+        periods in time order, merged where they touch. The rig's criterion,
+        *all links stable for 5 s*, is a row with ``end_s - start_s >= 5``.
+    """
+    if history is None:
+        history = stability_history(trace)
+    up = np.flatnonzero(np.asarray(trace.link_up, dtype=bool))
+    out = {}
+    for kind in ("stable", "settled"):
+        starts, stops = [], []
+        for l in up:
+            j = int(trace.links[l, 1])
+            q = int(trace.n_samp[j])
+            a, b = _intervals(history[kind][l, :q], trace.samp_t[j, :q], float(trace.until_s))
+            starts.append(a)
+            stops.append(b)
+        out[kind] = _all_on(starts, stops)
+    return out
 
 
 def fault_counts(trace) -> dict[str, object]:
