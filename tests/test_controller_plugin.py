@@ -170,3 +170,68 @@ def test_non_callable_step_is_a_config_error(step):
 def test_a_non_controller_is_a_config_error():
     with pytest.raises(ConfigError, match="controller"):
         System(Topology.line(2), controller=deadband_p)
+
+
+# ------------------------------------------------------------ named in a config
+
+
+def python_config(step, **controller) -> dict:
+    return {"preset": "hitl-diamond", "run": {"until_s": 1.0},
+            "controller": {"kind": "python", "step": step, **controller}}
+
+
+def test_config_names_a_step_function_by_module_and_name():
+    from tidesim.config import build_controller, build_system, load_config, validate
+
+    named = validate(load_config(python_config("tidesim.controllers:p_step", params=[2e-8])))
+    builtin = validate(load_config({"preset": "hitl-diamond", "run": {"until_s": 1.0},
+                                    "controller": {"kind": "p", "kp": 2e-8}}))
+    ctl = build_controller(named)
+    assert ctl.name == "p_step" and ctl.params.tolist() == [2e-8] and ctl.n_state == 0
+    a, b = build_system(named).run(1.0), build_system(builtin).run(1.0)
+    assert_array_equal(a.seg_rel, b.seg_rel)
+    assert_array_equal(a.ddc, b.ddc)
+
+
+def test_config_python_state_and_freeze():
+    from tidesim.config import build_controller, load_config, validate
+
+    rc = validate(load_config(python_config("tidesim.controllers:pi_step",
+                                            params=[1e-8, 1e-15, 25_000], state=[0.0],
+                                            freeze_s=1.0)))
+    ctl = build_controller(rc)
+    assert ctl.state.tolist() == [0.0, 0.0, 0.0]  # Freeze's two slots, then the PI's own
+
+
+@pytest.mark.parametrize(("controller", "field", "words"), [
+    ({"step": "no_such_module_xyz:f"}, "controller.step", "importable module"),
+    ({"step": "tidesim.controllers:no_such"}, "controller.step", "function of the module"),
+    ({"step": "tidesim.controllers:PI"}, "controller.step", "controller_step"),
+    ({"step": "p_step"}, "controller.step", "'module:function'"),
+    ({"step": 3}, "controller.step", "'module:function'"),
+    ({}, "controller.step", "is required"),
+    ({"step": "tidesim.controllers:p_step", "params": "1e-8"}, "controller.params", "list"),
+    ({"step": "tidesim.controllers:p_step", "params": [True]}, "controller.params[0]", "number"),
+    ({"step": "tidesim.controllers:p_step", "kp": 1e-8}, "controller.kp", "not used"),
+])
+def test_config_python_errors(controller, field, words):
+    from tidesim.config import load_config, validate
+
+    cfg = {"preset": "hitl-diamond", "controller": {"kind": "python", **controller}}
+    with pytest.raises(ConfigError) as err:
+        validate(load_config(cfg))
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_sweep_runs_a_named_step_function(tmp_path):
+    import concurrent.futures as cf
+
+    from tidesim.studies.sweep import Sweep, run_sweep
+
+    sweep = Sweep(python_config("tidesim.controllers:p_step", params=[1e-8]),
+                  grid={"controller.params": [[1e-8], [1e-7]]}, until_s=0.5)
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:
+        result = run_sweep(sweep, tmp_path, executor=pool, progress=False)
+    assert [r["error"] for r in result.rows] == [None, None]
+    assert [r["controller_kp"] for r in result.rows] == [1e-8, 1e-7]  # analysis sees a P law

@@ -554,7 +554,8 @@ def test_config_records_the_controller_spec():
          "controller.first", "table"),
         ({"kind": "sequence", "after_s": 1.0, "first": {"kind": "p", "kpp": 1.0},
           "second": {"kind": "p"}}, "controller.first.kpp", "did you mean 'kp'"),
-        ({"kind": "pump", "step": 1.0}, "controller.step", "not a known key"),
+        ({"kind": "pump", "gain": 1.0}, "controller.gain", "not a known key"),
+        ({"kind": "pump", "step": 1.0}, "controller.step", "not used by controller.kind = 'pump'"),
     ],
 )
 def test_config_errors_name_the_key(table, field, words):

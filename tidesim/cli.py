@@ -4,13 +4,16 @@ Usage::
 
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
                 [--fidelity event|cycle] [--seed N] [--json]
+                [--vcd OUT.vcd] [--plot OUT.png|OUT.svg] [--from S] [--to S]
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
+    tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
-table, resuming when ``DIR`` already holds finished runs. Flags override the
-config's values. Bad input is reported as one line,
+table, resuming when ``DIR`` already holds finished runs; ``plot`` draws one
+metric of that table against a swept key (``tidesim.studies.plots``). Flags
+override the config's values. Bad input is reported as one line,
 ``tidesim: error: <key>: <expected>, got <value>``, with exit status 2, before
 anything is simulated.
 
@@ -83,10 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="sets seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--vcd", metavar="OUT.vcd", help="write the run as a VCD (+ .gtkw beside it)")
+    run.add_argument("--plot", metavar="OUT.png",
+                     help="draw the run: node frequencies, link counts, stable periods "
+                          "(.png or .svg)")
     run.add_argument("--from", dest="vcd_from", type=float, metavar="SECONDS",
-                     help="VCD window start")
+                     help="start of the VCD and plot window")
     run.add_argument("--to", dest="vcd_to", type=float, metavar="SECONDS",
-                     help="VCD window end")
+                     help="end of the VCD and plot window")
     run.add_argument("--decimate", type=int, default=1, metavar="N",
                      help="keep every N-th sample in the VCD")
     run.set_defaults(func=_cmd_run)
@@ -113,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--chunk", type=int, metavar="RUNS",
                        help="runs per worker task (default: automatic)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    plot = sub.add_parser(
+        "plot",
+        help="plot one metric of a sweep's results against a swept key",
+        description=(
+            "Draw the metric Y of the sweep in DIR against the column X: the mean over "
+            "seeds and repeats with its min-max band, one line per value of BY. Runs "
+            "without a value (never settled) are marked and counted."
+        ),
+    )
+    plot.add_argument("dir", metavar="DIR", help="a sweep's output directory")
+    plot.add_argument("--x", metavar="KEY", help="x column (default: the first swept key)")
+    plot.add_argument("--y", metavar="METRIC", default="settle_time_s",
+                      help="y column (default: settle_time_s)")
+    plot.add_argument("--by", metavar="KEY", help="one line per value of this column")
+    plot.add_argument("--out", metavar="FILE",
+                      help="the figure, .png or .svg (default: DIR/plot.png)")
+    plot.set_defaults(func=_cmd_plot)
     return parser
 
 
@@ -168,6 +192,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _apply_overrides(cfg, args)
 
     run_cfg = validate(cfg)
+    if args.plot is not None:
+        from .studies.plots import check_plot_path
+
+        check_plot_path(args.plot)
     system = build_system(run_cfg)
     start = time.perf_counter()
     trace = system.run(
@@ -185,12 +213,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         vcd = write_vcd(trace, args.vcd, t_from_s=args.vcd_from, t_to_s=args.vcd_to,
                         decimate=args.decimate)
         summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
+    if args.plot is not None:
+        from .studies.plots import plot_run
+
+        summary["plot"] = str(plot_run(trace, args.plot, from_s=args.vcd_from,
+                                       to_s=args.vcd_to))
     if args.json:
         print(json.dumps(summary, default=_json_default))
     else:
         print(format_summary(summary, name=run_cfg.name))
         if args.vcd is not None:
             print(f"\nwaveform: {summary['vcd']} (GTKWave: gtkwave {summary['gtkw']})")
+        if args.plot is not None:
+            print(f"\nplot: {summary['plot']}")
     return 0
 
 
@@ -227,6 +262,36 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{result.total} runs: {result.ran} run now, {result.skipped} already done, "
           f"{result.errors} with errors, in {result.wall_s:.3g} s; table: {result.csv_path}")
     return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    """``tidesim plot``: one metric of a sweep directory against a swept key."""
+    from .studies.plots import check_plot_path, plot_sweep
+
+    out = check_plot_path(args.out) if args.out is not None else Path(args.dir) / "plot.png"
+    x = args.x if args.x is not None else _first_swept_key(Path(args.dir))
+    print(f"plot: {plot_sweep(args.dir, out, x=x, y=args.y, by=args.by)}")
+    return 0
+
+
+def _first_swept_key(directory: Path) -> str:
+    """The first key of the ``[grid]`` (else of ``[random]``) of the sweep in ``directory``."""
+    from .studies.sweep import SPEC_JSON
+
+    spec_path = directory / SPEC_JSON
+    if not directory.is_dir():
+        raise ConfigError("plot.results", str(directory), "must be a sweep output directory")
+    try:
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ConfigError("--x", None, f"is required ({spec_path} is missing or unreadable)") \
+            from None
+    if not isinstance(spec, dict):
+        raise ConfigError("--x", None, f"is required ({spec_path} is not a sweep spec)")
+    keys = [*(spec.get("grid") or {}), *(spec.get("random") or {})]
+    if not keys:
+        raise ConfigError("--x", None, f"is required ({spec_path} sweeps no key)")
+    return str(keys[0])
 
 
 def _dask_client(address: str | None, n_local: int | None):

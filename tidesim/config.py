@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import math
 import tomllib
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ __all__ = [
     "build_controller",
     "build_system",
     "deep_merge",
+    "import_step",
     "load_config",
     "read_toml",
     "validate",
@@ -56,7 +58,7 @@ __all__ = [
 DEFAULT_UNTIL_S = 10.0
 """Simulated time (s) when a config gives neither ``run.until_s`` nor ``run.until_cycles``."""
 
-CONTROLLER_KINDS = ("pi", "p", "pump", "bangbang", "reframing", "sequence", "none")
+CONTROLLER_KINDS = ("pi", "p", "pump", "bangbang", "reframing", "sequence", "python", "none")
 
 # The keys of a [controller] table (or of its `first` / `second` tables) that
 # each kind uses; `freeze_s` is shared by every kind but "none".
@@ -67,6 +69,7 @@ _CONTROLLER_KEYS: dict[str, tuple[str, ...]] = {
     "bangbang": ("step_ppb", "deadband"),
     "reframing": ("kp", "target_ppm", "margin", "window_s", "wait_s", "ramp_s"),
     "sequence": ("first", "second", "after_s"),
+    "python": ("step", "params", "state"),
     "none": (),
 }
 _CONTROLLER_TABLE_KEYS = ("kind", *dict.fromkeys(
@@ -244,7 +247,8 @@ class RunConfig:
         measure: ``"buffer"`` (elastic-buffer counts) or ``"ddc"`` (domain
             difference counters).
         controller_kind: one of ``CONTROLLER_KINDS`` (``"pi"``, ``"p"``,
-            ``"pump"``, ``"bangbang"``, ``"reframing"``, ``"sequence"``, ``"none"``).
+            ``"pump"``, ``"bangbang"``, ``"reframing"``, ``"sequence"``,
+            ``"python"``, ``"none"``).
         kp: proportional gain (relative frequency per frame); 0 for a kind
             without one.
         ki: integral gain (relative frequency per frame·tick).
@@ -459,9 +463,64 @@ def _controller(t: Any, name: str, stability: Stability) -> dict:
                 raise ConfigError(f"{name}.{key}.kind", "none", "must be a controller, not 'none'")
             spec[key] = _controller(t[key], f"{name}.{key}", stability)
         spec["after_s"] = _number(t["after_s"], f"{name}.after_s", lo=0)
+    if kind == "python":
+        if "step" not in t:
+            raise ConfigError(f"{name}.step", None,
+                              "is required for kind = 'python' (a step function 'module:function')")
+        import_step(t["step"], f"{name}.step")  # fail here, not in a sweep's workers
+        spec["step"] = t["step"]
+        spec["params"] = _numbers(t.get("params", []), f"{name}.params")
+        spec["state"] = _numbers(t.get("state", []), f"{name}.state")
     if "freeze_s" in t:
         spec["freeze_s"] = _number(t["freeze_s"], f"{name}.freeze_s", lo=0)
     return spec
+
+
+def _numbers(value: Any, name: str) -> list[float]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(name, value, "must be a list of numbers")
+    return [_number(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+
+def import_step(ref: Any, field: str = "controller.step"):
+    """The controller step function that ``"module:function"`` names.
+
+    This is how a config (``[controller] kind = "python"``) and the workers of
+    a sweep find a user's controller: by importing its module, which must be
+    importable where the run happens (on ``sys.path``; a script's own folder
+    is, for the workers a local sweep starts).
+
+    Args:
+        ref: ``"package.module:function"`` (``function`` may be dotted, an
+            attribute of an attribute).
+        field: the config key named in errors.
+
+    Returns:
+        The compiled step function (see :func:`tidesim.controllers.controller_step`).
+
+    Raises:
+        ConfigError: a malformed name, a module that does not import, a missing
+            function, or one not compiled with ``controller_step``.
+    """
+    from .controllers import STEP_SIGNATURE
+
+    parts = ref.split(":") if isinstance(ref, str) else []
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ConfigError(field, ref, "must name a step function as 'module:function'")
+    module_name, attr = (p.strip() for p in parts)
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - whatever the user's module raises, it is input
+        reason = _one_line(f"{type(exc).__name__}: {exc}")
+        raise ConfigError(field, ref, f"must name an importable module ({reason})") from None
+    for name in attr.split("."):
+        obj = getattr(obj, name, None)
+        if obj is None:
+            raise ConfigError(field, ref, f"must name a function of the module {module_name!r}")
+    if STEP_SIGNATURE not in getattr(obj, "nopython_signatures", ()):
+        raise ConfigError(field, ref,
+                          "must name a function compiled with tidesim.controllers.controller_step")
+    return obj
 
 
 def _actuator(t: dict) -> Actuator:
@@ -691,6 +750,9 @@ def _make_controller(spec: Mapping[str, Any], run_cfg: RunConfig):
             ramp_updates=updates(spec["ramp_s"]),
             max_degree=max(1, int(run_cfg.topology.degree().max())),
         )
+    elif kind == "python":
+        ctl = C.Controller(import_step(spec["step"]), spec["params"], spec["state"],
+                           name=spec["step"].rsplit(":", 1)[-1].strip())
     else:  # sequence
         ctl = C.Sequence(_make_controller(spec["first"], run_cfg),
                          _make_controller(spec["second"], run_cfg), updates(spec["after_s"]))
