@@ -140,6 +140,22 @@ def test_no_shading_while_nothing_is_stable(tmp_path):
     assert "not converged" in svg_text(root)
 
 
+def test_buffer_faults_are_marked(settled, tmp_path):
+    from tidesim.models import ElasticBuffer, System, Topology
+
+    # free-running clocks 6000 ppm apart into 4-deep FIFOs: both kinds of fault
+    trace = System(Topology.complete(3), offsets_ppm=[-3000.0, 0.0, 3000.0],
+                   buffer=ElasticBuffer(depth=4), update_period_ticks=100).run(until_s=2e-4)
+    assert {f.kind for f in trace.faults} == {"overflow", "underflow"}
+    root = svg_root(plot_run(trace, tmp_path / "faults.svg"))
+    assert "faults" in svg_ids(root)
+    text = svg_text(root)
+    assert f"{len(trace.faults)} buffer faults" in text
+    assert "overflow" in text and "underflow" in text
+    # a clean run has no marks
+    assert "faults" not in svg_ids(svg_root(plot_run(settled, tmp_path / "clean.svg")))
+
+
 def test_long_lines_are_decimated(diamond, tmp_path):
     assert diamond.link_times(0).size > 5 * MAX_POINTS
     root = svg_root(plot_run(diamond, tmp_path / "diamond.svg"))

@@ -263,10 +263,24 @@ def plot_run(trace, path: str | Path, *, nodes: Iterable[int] | None = None,
         handles.append(Line2D([], [], color="0.25", ls="--", lw=0.9,
                               label=f"settle time {settle:.3g} s"))
 
+    # buffer faults: a red mark at the top of both panels at each first fault
+    faults = [f for f in trace.faults if f.node in chosen and t0 <= f.time_s <= t1]
+    if faults:
+        ft = np.array([f.time_s for f in faults])
+        for ax in (ax_f, ax_c):
+            ax.plot(ft, np.full(ft.size, 0.97), ls="none", marker="v", ms=6, color="red",
+                    transform=ax.get_xaxis_transform(), gid="faults", zorder=5)
+        kinds = ", ".join(f"{sum(f.kind == k for f in faults)} {k}"
+                          for k in ("overflow", "underflow") if any(f.kind == k for f in faults))
+        handles.append(Line2D([], [], ls="none", marker="v", ms=6, color="red",
+                              label=f"first overflow / underflow of a link ({kinds})"))
+
     topo = sys_.topology.name
     head = sys_.name if sys_.name == topo else f"{sys_.name}: {topo}"
     state = (f"converged, settle time {settle:.3g} s" if settle is not None
              else "not converged")
+    if trace.faults:
+        state += f", {len(trace.faults)} buffer faults"
     fig.suptitle(f"{head}, {trace.n_nodes} nodes, {links.shape[0]} links — {state}")
     ax_f.set_ylabel("frequency offset (ppm)")
     what = "domain difference count" if sys_.measure == "ddc" else "buffer count"
