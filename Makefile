@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	@mkdir -p out
-	$(VENV)/bin/tidesim run --vcd out/hitl8.vcd --to 10 --decimate 25
+	$(VENV)/bin/tidesim run --vcd out/hitl8.vcd --decimate 25 --plot out/hitl8.png
 
 sysdeps:
 	@missing=""; \
