@@ -170,6 +170,13 @@ CASES = [
     ),
     Case("section-not-a-table", RIG + "run = 5\n", (), ("run", "5", "table")),
     Case("not-a-number-flag", None, ("--until", "soon"), ("--until", "'soon'")),
+    # outputs are checked before the run, so a long run is not lost at the end
+    Case("vcd-under-a-file", RIG, ("--vcd", "{path}/out.vcd"),
+         ("run.vcd", "out.vcd", "must be in a directory that can be created")),
+    Case("plot-under-a-file", RIG, ("--plot", "{path}/out.png"),
+         ("run.plot", "out.png", "must be in a directory that can be created")),
+    Case("vcd-is-a-directory", RIG, ("--vcd", "docs"),
+         ("run.vcd", "'docs'", "must be a file path, not a directory")),
 ]
 
 

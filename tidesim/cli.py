@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -172,6 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _check_writable(field: str, path: str) -> None:
+    """Create ``path``'s directory and check a file can be written there,
+    before a run whose output would otherwise be lost at the end."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(field, path, f"must be in a directory that can be created "
+                                       f"({exc.strerror})") from None
+    if target.is_dir():
+        raise ConfigError(field, path, "must be a file path, not a directory")
+    if not os.access(target.parent, os.W_OK) or (target.exists()
+                                                   and not os.access(target, os.W_OK)):
+        raise ConfigError(field, path, "must be a writable file path")
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
@@ -196,6 +213,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .studies.plots import check_plot_path
 
         check_plot_path(args.plot)
+        _check_writable("run.plot", args.plot)
+    if args.vcd is not None:
+        _check_writable("run.vcd", args.vcd)
     system = build_system(run_cfg)
     start = time.perf_counter()
     trace = system.run(
@@ -209,7 +229,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.vcd is not None:
         from .backends.vcd import gtkw_path, write_vcd
 
-        Path(args.vcd).parent.mkdir(parents=True, exist_ok=True)
         vcd = write_vcd(trace, args.vcd, t_from_s=args.vcd_from, t_to_s=args.vcd_to,
                         decimate=args.decimate)
         summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
