@@ -64,6 +64,8 @@ def test_rig_presets_converge_without_faults(preset):
     assert summary["converged"] is True
     assert summary["faults"] == []
     assert summary["simulated_s"] == 60.0
+    # the rig's pass criterion: every link stable for 5 s within the 60 s
+    assert summary["settle_time_s"] <= 55.0
 
 
 def test_cycle_fidelity_matches_event_through_cli():
