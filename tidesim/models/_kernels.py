@@ -7,13 +7,16 @@ segment capacity and ``Q`` sample capacity per node.
 
 Time model (see ``docs/model.md``): node ``j``'s phase is piecewise linear.
 Segment ``s`` of node ``j`` is anchored at integer edge ``seg_k[j, s]`` whose
-time is the unevaluated double-double sum ``seg_hi + seg_lo``; it owns the
-edges ``seg_k[j, s] < k <= seg_k[j, s + 1]`` (segment 0 also owns every edge
-before its anchor) and the time of such an edge is::
+time is the unevaluated double-double sum ``hi + lo`` (``seg[j, s, SG_HI]``,
+``seg[j, s, SG_LO]``); it owns the edges ``seg_k[j, s] < k <= seg_k[j, s + 1]``
+(segment 0 also owns every edge before its anchor) and the time of such an
+edge is::
 
-    E_j(k) = seg_hi + (seg_lo + (k - seg_k) * seg_P)
+    E_j(k) = hi + (lo + (k - seg_k) * P)
 
-rounded once, ``seg_P`` being the period in seconds. Anchors are accumulated
+rounded once, ``P = seg[j, s, SG_P]`` being the period in seconds and
+``seg[j, s, SG_REL]`` the relative frequency ``f/f0 - 1``. A segment's floats
+share one row, so the segments a sample reads sit in few cache lines. Anchors are accumulated
 in double-double arithmetic, so the error of an edge time never exceeds one
 rounding of a float64 of its own magnitude, however many cycles or segments
 precede it.
@@ -35,6 +38,13 @@ from numba import types
 
 from .._jit import borrowed, jit_signature, njit
 from ..controllers._contract import STEP_TYPE
+
+# ---- fields of a segment (``seg[node, segment, SG_*]``) ----
+SG_HI = 0  # anchor time, high part (s)
+SG_LO = 1  # anchor time, low part (s)
+SG_P = 2  # period (s)
+SG_REL = 3  # relative frequency f/f0 - 1
+N_SG = 4
 
 # ---- bits of the per-sample link flags (``rec_flags``) ----
 FLAG_STABLE = 1  # the stability detector reports the link stable
@@ -140,9 +150,9 @@ def anchor_advance(hi, lo, period_s, dk):
 
 
 @njit
-def edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k):
+def edge_time(seg, seg_k, j, s, k):
     """Time (s) of edge ``k`` of node ``j`` computed from segment ``s``."""
-    return seg_hi[j, s] + (seg_lo[j, s] + (k - seg_k[j, s]) * seg_P[j, s])
+    return seg[j, s, SG_HI] + (seg[j, s, SG_LO] + (k - seg_k[j, s]) * seg[j, s, SG_P])
 
 
 @njit
@@ -157,30 +167,31 @@ def owner_segment(seg_k, n_seg, j, k, s):
 
 
 @njit
-def last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s):
+def last_edge_before(seg, seg_k, n_seg, j, x, lat, s):
     """Largest edge ``k`` of node ``j`` with ``E_j(k) + lat <= x``.
 
     Returns ``(k, s)`` with ``s`` the segment owning ``k``. The estimate from
     the phase is corrected with the exact edge-time predicate, so the answer
     agrees bit for bit with walking the edges one by one.
     """
-    s = segment_at(seg_hi, n_seg, j, x - lat, s)
+    s = segment_at(seg, n_seg, j, x - lat, s)
     k0 = seg_k[j, s]
     k_first = k0 if s > 0 else -_KMAX
     k_last = seg_k[j, s + 1] if s < n_seg[j] - 1 else _KMAX
-    k = last_edge_in(seg_hi[j, s], seg_lo[j, s], k0, seg_P[j, s], k_first, k_last, x, lat)
+    k = last_edge_in(seg[j, s, SG_HI], seg[j, s, SG_LO], k0, seg[j, s, SG_P], k_first, k_last,
+                     x, lat)
     if k != _KMAX:
         return k, s
-    return _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s)
+    return _last_edge_fixup(seg, seg_k, n_seg, j, x, lat, s)
 
 
 @njit
-def segment_at(seg_hi, n_seg, j, y, s):
+def segment_at(seg, n_seg, j, y, s):
     """Segment of node ``j`` in force at time ``y`` (s), searched from hint ``s``."""
     last = n_seg[j] - 1
-    while s < last and seg_hi[j, s + 1] <= y:
+    while s < last and seg[j, s + 1, SG_HI] <= y:
         s += 1
-    while s > 0 and seg_hi[j, s] > y:
+    while s > 0 and seg[j, s, SG_HI] > y:
         s -= 1
     return s
 
@@ -200,15 +211,16 @@ def last_edge_in(hi, lo, k0, P, k_first, k_last, x, lat):
 
 
 @njit
-def _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, x, lat, s):
+def _last_edge_fixup(seg, seg_k, n_seg, j, x, lat, s):
     """Slow path of :func:`last_edge_before`: correct the estimate edge by edge."""
-    k = seg_k[j, s] + np.int64(math.floor((x - lat - seg_hi[j, s] - seg_lo[j, s]) / seg_P[j, s]))
+    k = seg_k[j, s] + np.int64(math.floor((x - lat - seg[j, s, SG_HI] - seg[j, s, SG_LO])
+                                          / seg[j, s, SG_P]))
     s = owner_segment(seg_k, n_seg, j, k + 1, s)
-    while edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k + 1) + lat <= x:
+    while edge_time(seg, seg_k, j, s, k + 1) + lat <= x:
         k += 1
         s = owner_segment(seg_k, n_seg, j, k + 1, s)
     s = owner_segment(seg_k, n_seg, j, k, s)
-    while edge_time(seg_hi, seg_lo, seg_k, seg_P, j, s, k) + lat > x:
+    while edge_time(seg, seg_k, j, s, k) + lat > x:
         k -= 1
         s = owner_segment(seg_k, n_seg, j, k, s)
     return k, s
@@ -251,13 +263,13 @@ def _fill_ring(ring, ls, l, depth, ref):
 
 
 @njit
-def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, ipar):
+def _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, ipar):
     """Bring link ``l`` up at ``t_up[l]`` with ``ref`` frames in its buffer."""
     i = src[l]
     j = dst[l]
     t0 = t_up[l]
-    a0, sp = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t0, lat[l], n_seg[i] - 1)
-    r0, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, t0, 0.0, n_seg[j] - 1)
+    a0, sp = last_edge_before(seg, seg_k, n_seg, i, t0, lat[l], n_seg[i] - 1)
+    r0, _ = last_edge_before(seg, seg_k, n_seg, j, t0, 0.0, n_seg[j] - 1)
     ref = ipar[IP_REF]
     ls[l, LS_UP] = 1
     ls[l, LS_BASE] = a0 - r0
@@ -279,7 +291,7 @@ def _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
 
 
 @njit
-def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring, depth,
+def _walk(l, m_end, t_lim, i, j, la, seg, seg_k, n_seg, ls, lf, ring, depth,
           use_ring):
     # state in locals: the loop below runs once per edge of a cycle-fidelity run
     occ = ls[l, LS_OCC]
@@ -296,10 +308,10 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
     # sender segment locals
     last_i = n_seg[i] - 1
     sp = owner_segment(seg_k, n_seg, i, k, ls[l, LS_SP])
-    s_hi = seg_hi[i, sp]
-    s_lo = seg_lo[i, sp]
+    s_hi = seg[i, sp, SG_HI]
+    s_lo = seg[i, sp, SG_LO]
     s_k = seg_k[i, sp]
-    s_P = seg_P[i, sp]
+    s_P = seg[i, sp, SG_P]
     s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
     arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
     m = ls[l, LS_ADVM] + 1
@@ -311,10 +323,10 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
         hi_m = m_end + 1
         if sr < last_j and seg_k[j, sr + 1] < hi_m:
             hi_m = seg_k[j, sr + 1]
-        r_hi = seg_hi[j, sr]
-        r_lo = seg_lo[j, sr]
+        r_hi = seg[j, sr, SG_HI]
+        r_lo = seg[j, sr, SG_LO]
         r_k = seg_k[j, sr]
-        r_P = seg_P[j, sr]
+        r_P = seg[j, sr, SG_P]
         while m <= hi_m:
             tm = t_lim if m > m_end else r_hi + (r_lo + (m - r_k) * r_P)
             while arr_t <= tm:
@@ -336,10 +348,10 @@ def _walk(l, m_end, t_lim, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf
                 while k > s_end:
                     # the sender's next segment (rare: once per control update)
                     sp += 1
-                    s_hi = seg_hi[i, sp]
-                    s_lo = seg_lo[i, sp]
+                    s_hi = seg[i, sp, SG_HI]
+                    s_lo = seg[i, sp, SG_LO]
                     s_k = seg_k[i, sp]
-                    s_P = seg_P[i, sp]
+                    s_P = seg[i, sp, SG_P]
                     s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
                 arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
             if m > m_end:
@@ -390,7 +402,7 @@ SIMULATE_SIGNATURE = types.int64(
     STEP_TYPE,  # step
     _f8_1, _i8_1,  # fpar, ipar
     _f8_1, _f8_1, _f8_1, _f8_2,  # eps0, drift, start_t, wander_z
-    _f8_2, _f8_2, _i8_2, _f8_2, _f8_2, _i8_1,  # seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg
+    _f8_3, _i8_2, _i8_1,  # seg, seg_k, n_seg
     _i8_2, _f8_2, _f8_2, _f8_2, _i8_1,  # samp_m, samp_t, samp_c, samp_des, n_samp
     _f8_1, _f8_2,  # cparams, cstate
     _i8_1, _i8_1,  # in_off, in_idx
@@ -404,7 +416,7 @@ SIMULATE_SIGNATURE = types.int64(
 
 @jit_signature(SIMULATE_SIGNATURE)
 def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
-             seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg,
+             seg, seg_k, n_seg,
              samp_m, samp_t, samp_c, samp_des, n_samp,
              cparams, cstate, in_off, in_idx, src, dst, lat, t_up,
              ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
@@ -418,8 +430,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         eps0, drift: float64[n] intrinsic offset (relative) and drift (1/s).
         start_t: float64[n] time each node's controller starts (s).
         wander_z: float64[n, Q] standard normals for the wander random walk.
-        seg_*: float64/int64[n, S] frequency segments; row ``j`` holds
-            ``n_seg[j]`` segments, segment 0 filled by the caller.
+        seg, seg_k, n_seg: float64[n, S, N_SG] segment fields (``SG_*``),
+            int64[n, S] anchor edges and int64[n] counts of the frequency
+            segments; row ``j`` holds ``n_seg[j]`` segments, segment 0 filled
+            by the caller.
         samp_*: int64/float64[n, Q] per-sample receiver edge, time (s),
             applied and desired correction; ``n_samp[j]`` filled.
         cparams: float64[:] controller parameters; cstate: float64[n, w].
@@ -452,7 +466,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     window = fpar[FP_WINDOW]
     wstep = fpar[FP_WANDER] * math.sqrt(p / f0)
     qstep = fpar[FP_STEP]
-    cap_s = seg_hi.shape[1]
+    cap_s = seg.shape[1]
     cap_q = samp_t.shape[1]
     max_deg = 1
     for j in range(n):
@@ -473,7 +487,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     first_t = np.empty(n)
     for j in range(n):
         next_m[j] = seg_k[j, 0]
-        first_t[j] = seg_hi[j, 0] + seg_lo[j, 0]
+        first_t[j] = seg[j, 0, SG_HI] + seg[j, 0, SG_LO]
     order = np.argsort(first_t, kind="mergesort")
     for r in range(n):
         hid[r] = order[r]
@@ -510,7 +524,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             j = jf
             jf += 1
             t = until
-            m, _ = last_edge_before(seg_hi, seg_lo, seg_k, seg_P, n_seg, j, until, 0.0,
+            m, _ = last_edge_before(seg, seg_k, n_seg, j, until, 0.0,
                                     n_seg[j] - 1)
         # bring up and advance every incoming link to edge m at time t
         n_up = 0
@@ -526,7 +540,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                         rec_ddc[q, l] = 0
                         rec_flags[q, l] = 0
                     continue
-                _link_up(l, src, dst, lat, t_up, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf,
+                _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
                          ring, ipar)
             i = src[l]
             la = lat[l]
@@ -539,12 +553,12 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 sp = ls[l, LS_SP]
                 last_i = n_seg[i] - 1
                 y = t - la
-                rel_i_lo = seg_rel[i, sp]
+                rel_i_lo = seg[i, sp, SG_REL]
                 rel_i_hi = rel_i_lo
-                while sp < last_i and seg_hi[i, sp + 1] <= y:
+                while sp < last_i and seg[i, sp + 1, SG_HI] <= y:
                     sp += 1
                     # comparisons, not min/max: Numba calls out for those
-                    r = seg_rel[i, sp]
+                    r = seg[i, sp, SG_REL]
                     if r < rel_i_lo:
                         rel_i_lo = r
                     if r > rel_i_hi:
@@ -556,11 +570,11 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     if t0 != rj_t0:
                         rj_t0 = t0
                         sr = n_seg[j] - 1
-                        rel_j_lo = seg_rel[j, sr]
+                        rel_j_lo = seg[j, sr, SG_REL]
                         rel_j_hi = rel_j_lo
-                        while sr > 0 and seg_hi[j, sr] > t0:
+                        while sr > 0 and seg[j, sr, SG_HI] > t0:
                             sr -= 1
-                            r = seg_rel[j, sr]
+                            r = seg[j, sr, SG_REL]
                             if r < rel_j_lo:
                                 rel_j_lo = r
                             if r > rel_j_hi:
@@ -572,7 +586,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
                             or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
             if walk:
-                _walk(l, m, t, i, j, la, seg_hi, seg_lo, seg_k, seg_P, n_seg, ls, lf, ring,
+                _walk(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, ring,
                       depth, cycle)
                 if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
                     faults_seen = 1
@@ -582,16 +596,16 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 # the last arrival by t: the estimate from the phase (the
                 # segment's rate f0 (1 + rel) stands in for 1 / P) is checked
                 # against the exact edge times, and corrected off the fast path
-                hi = seg_hi[i, sp]
-                lo = seg_lo[i, sp]
+                hi = seg[i, sp, SG_HI]
+                lo = seg[i, sp, SG_LO]
                 k0 = seg_k[i, sp]
-                P = seg_P[i, sp]
-                a_new = k0 + np.int64(math.floor((y - hi - lo) * (f0 * (1.0 + seg_rel[i, sp]))))
+                P = seg[i, sp, SG_P]
+                a_new = k0 + np.int64(math.floor((y - hi - lo) * (f0 * (1.0 + seg[i, sp, SG_REL]))))
                 if not ((sp == 0 or k0 < a_new)
                         and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
                         and hi + (lo + (a_new + 1 - k0) * P) + la > t
                         and hi + (lo + (a_new - k0) * P) + la <= t):
-                    a_new, sp = _last_edge_fixup(seg_hi, seg_lo, seg_k, seg_P, n_seg, i, t,
+                    a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t,
                                                  la, sp)
                 occ = ls[l, LS_OCC] + (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
                 ls[l, LS_OCC] = occ
@@ -679,19 +693,20 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             detail[3] = rel
             break
         s = n_seg[j] - 1
-        if rel != seg_rel[j, s]:
+        if rel != seg[j, s, SG_REL]:
             if s + 1 >= cap_s:
                 status = ST_SEG_FULL
                 detail[0] = j
                 detail[1] = t
                 break
             ka = m + d
-            hi, lo = anchor_advance(seg_hi[j, s], seg_lo[j, s], seg_P[j, s], ka - seg_k[j, s])
-            seg_hi[j, s + 1] = hi
-            seg_lo[j, s + 1] = lo
+            hi, lo = anchor_advance(seg[j, s, SG_HI], seg[j, s, SG_LO], seg[j, s, SG_P],
+                                    ka - seg_k[j, s])
+            seg[j, s + 1, SG_HI] = hi
+            seg[j, s + 1, SG_LO] = lo
             seg_k[j, s + 1] = ka
-            seg_P[j, s + 1] = 1.0 / (f0 * (1.0 + rel))
-            seg_rel[j, s + 1] = rel
+            seg[j, s + 1, SG_P] = 1.0 / (f0 * (1.0 + rel))
+            seg[j, s + 1, SG_REL] = rel
             n_seg[j] = s + 2
         if faults_seen == 1 and ipar[IP_STOP] == 1:
             status = ST_FAULT_STOP
@@ -706,7 +721,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         sn = n_seg[j] - 1
         while sn > 0 and nm <= seg_k[j, sn]:
             sn -= 1
-        key = seg_hi[j, sn] + (seg_lo[j, sn] + (nm - seg_k[j, sn]) * seg_P[j, sn])
+        key = seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (nm - seg_k[j, sn]) * seg[j, sn, SG_P])
         # re-key the root and sift it down (ties broken by node index)
         r = 0
         while True:

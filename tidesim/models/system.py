@@ -239,18 +239,16 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
     cap_s = cap_q + 2
 
     eps0 = sys.offsets_ppm * 1e-6
-    seg_hi = np.zeros((n, cap_s))
-    seg_lo = np.zeros((n, cap_s))
+    # a segment's floats share a row (hi, lo, P, rel: K.SG_*)
+    seg = np.zeros((n, cap_s, K.N_SG))
     seg_k = np.zeros((n, cap_s), dtype=np.int64)
-    seg_P = np.zeros((n, cap_s))
-    seg_rel = np.zeros((n, cap_s))
     # segment 0 is anchored at the first edge at or after t = 0
     k_a = np.where(sys.theta0 > 0.0, 1, 0).astype(np.int64)
     P0 = 1.0 / (f0 * (1.0 + eps0))
-    seg_P[:, 0] = P0
-    seg_hi[:, 0] = (k_a - sys.theta0) * P0
+    seg[:, 0, K.SG_P] = P0
+    seg[:, 0, K.SG_HI] = (k_a - sys.theta0) * P0
     seg_k[:, 0] = k_a
-    seg_rel[:, 0] = eps0
+    seg[:, 0, K.SG_REL] = eps0
     n_seg = np.ones(n, dtype=np.int64)
 
     samp_m = np.zeros((n, cap_q), dtype=np.int64)
@@ -320,7 +318,7 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
 
     status = K.simulate(
         step, fpar, ipar, eps0, sys.drift_ppb_per_s * 1e-9, sys.start_s, wander_z,
-        seg_hi, seg_lo, seg_k, seg_P, seg_rel, n_seg,
+        seg, seg_k, n_seg,
         samp_m, samp_t, samp_c, samp_des, n_samp,
         cparams, cstate, in_off, in_idx,
         np.ascontiguousarray(links[:, 0]), np.ascontiguousarray(links[:, 1]),
@@ -328,13 +326,19 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
         ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
         adj_link, adj_t, adj_frames, adj_done, detail,
     )
+    # the trace keeps each field as a contiguous [node, segment] array, cut to
+    # the segments used
+    ns = max(int(n_seg.max()), 1)
+    seg_hi, seg_lo, seg_P, seg_rel = (np.ascontiguousarray(seg[:, :ns, f])
+                                      for f in (K.SG_HI, K.SG_LO, K.SG_P, K.SG_REL))
     end = until
     if status in (K.ST_FAULT_STOP, K.ST_RANGE, K.ST_SEG_FULL, K.ST_SAMP_FULL):
         end = float(detail[1])
     trace = Trace(
         system=sys, fidelity=fidelity, until_s=end, requested_until_s=until, status=int(status),
-        seg_t=seg_hi + seg_lo, seg_k=seg_k, seg_rel=seg_rel, seg_hi=seg_hi, seg_lo=seg_lo,
-        seg_P=seg_P, n_seg=n_seg,
+        seg_t=seg_hi + seg_lo, seg_k=np.ascontiguousarray(seg_k[:, :ns]), seg_rel=seg_rel,
+        seg_hi=seg_hi,
+        seg_lo=seg_lo, seg_P=seg_P, n_seg=n_seg,
         samp_m=samp_m, samp_t=samp_t, samp_c=samp_c, samp_des=samp_des, n_samp=n_samp,
         rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_flags=rec_flags.T, ls=ls, lf=lf,
         cstate=cstate, rec_state=rec_state if record_state else None,
