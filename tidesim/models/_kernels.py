@@ -105,6 +105,21 @@ LF_ARM_T = 5
 N_LF = 6
 
 _KMAX = 9223372036854775807  # no further segment
+
+PHASE_TOL = 32.0 * 2.0**-53
+"""Relative width of the band around an edge where the phase cannot decide.
+
+Event fidelity finds the last frame to arrive by ``t`` from the sender's phase
+``phi = (t - lat - hi - lo) * F`` (``F = f0 (1 + rel)``, the float whose
+reciprocal is the segment's ``P``): the answer is ``k0 + floor(phi)``. With
+``u = 2**-53``, ``phi`` is within ``3 u M F + 2.1 u |phi|`` of the exact phase
+``(t - lat - hi - lo) / P`` (``M = |t| + |hi| + lat``), and the rounded edge
+times ``E(k) + lat`` that define an arrival differ from the exact ones by at
+most ``5 u M`` seconds, ``5.1 u M F`` in phase. So when the fractional part of
+``phi`` is farther than ``PHASE_TOL (M F + |phi|)`` (about four times the sum
+of those bounds) from 0 and from 1, ``floor(phi)`` is what the edge times say;
+closer, the edge times are evaluated.
+"""
 _DK_STEP = (1 << 26) - 1  # largest exact multiplier of a split period
 
 # ---- status codes ----
@@ -208,6 +223,27 @@ def last_edge_in(hi, lo, k0, P, k_first, k_last, x, lat):
             and hi + (lo + (k - k0) * P) + lat <= x):
         return k
     return _KMAX
+
+
+@njit
+def arrival_from_phase(hi, lo, k0, F, t, lat):
+    """Last edge ``k`` of a segment with ``E(k) + lat <= t``, from the phase.
+
+    Args:
+        hi, lo, k0: the segment's anchor time (s, double-double) and edge.
+        F: ``f0 * (1.0 + rel)``, the float whose reciprocal is the period.
+        t: the time (s); lat: the link latency (s, >= 0).
+
+    Returns:
+        ``(k, decided)``: ``k0 + floor(phase)``, and whether the phase is far
+        enough from an edge (:data:`PHASE_TOL`) for ``k`` to be what the
+        rounded edge times say. Scalars only, so it inlines.
+    """
+    phi = (t - lat - hi - lo) * F
+    whole = math.floor(phi)
+    frac = phi - whole
+    tol = PHASE_TOL * ((abs(t) + abs(hi) + lat) * F + abs(phi))
+    return k0 + np.int64(whole), tol < frac < 1.0 - tol
 
 
 @njit
@@ -593,20 +629,22 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 occ = ls[l, LS_OCC]
                 a_new = ls[l, LS_ARRK] - 1
             else:
-                # the last arrival by t: the estimate from the phase (the
-                # segment's rate f0 (1 + rel) stands in for 1 / P) is checked
-                # against the exact edge times, and corrected off the fast path
+                # the last arrival by t from the sender's phase (its rate
+                # f0 (1 + rel) stands in for 1 / P): exact unless the phase is
+                # within PHASE_TOL of an edge (see PHASE_TOL), where the edge
+                # times decide, and corrected off the fast path
                 hi = seg[i, sp, SG_HI]
                 lo = seg[i, sp, SG_LO]
                 k0 = seg_k[i, sp]
-                P = seg[i, sp, SG_P]
-                a_new = k0 + np.int64(math.floor((y - hi - lo) * (f0 * (1.0 + seg[i, sp, SG_REL]))))
-                if not ((sp == 0 or k0 < a_new)
-                        and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
-                        and hi + (lo + (a_new + 1 - k0) * P) + la > t
-                        and hi + (lo + (a_new - k0) * P) + la <= t):
-                    a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t,
-                                                 la, sp)
+                a_new, decided = arrival_from_phase(hi, lo, k0, f0 * (1.0 + seg[i, sp, SG_REL]),
+                                                    t, la)
+                ok = (sp == 0 or k0 < a_new) and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
+                if ok and not decided:
+                    P = seg[i, sp, SG_P]
+                    ok = (hi + (lo + (a_new + 1 - k0) * P) + la > t
+                          and hi + (lo + (a_new - k0) * P) + la <= t)
+                if not ok:
+                    a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t, la, sp)
                 occ = ls[l, LS_OCC] + (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
                 ls[l, LS_OCC] = occ
                 ls[l, LS_ARRK] = a_new + 1
