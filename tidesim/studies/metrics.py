@@ -202,12 +202,9 @@ def max_abs_count_per_link(trace, kind: str = "measured") -> np.ndarray:
 # the layout the core records in); other layouts are copied into it first.
 
 
-def _time_major(arr: np.ndarray, *, copy: bool = False) -> np.ndarray:
+def _time_major(arr: np.ndarray) -> np.ndarray:
     """``arr[link, sample]`` as a C-contiguous ``[sample, link]`` array."""
-    tm = arr.T
-    if copy:
-        return np.array(tm, order="C", copy=True)
-    return np.ascontiguousarray(tm)
+    return np.ascontiguousarray(arr.T)
 
 
 @njit
