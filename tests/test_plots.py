@@ -26,7 +26,6 @@ from tidesim.errors import ConfigError  # noqa: E402
 from tidesim.studies.metrics import (  # noqa: E402
     _all_on,
     settle_time_s,
-    stability_history,
     stable_periods,
 )
 from tidesim.studies.plots import MAX_POINTS, decimate, plot_run, plot_sweep  # noqa: E402
@@ -196,11 +195,7 @@ def test_suffix_picks_the_format(settled, tmp_path, name):
 
 
 def test_stable_periods_agree_with_the_core(diamond):
-    history = stability_history(diamond)
-    for l in range(diamond.links.shape[0]):
-        q = int(diamond.n_samp[diamond.links[l, 1]])
-        assert np.array_equal(history["stable"][l, :q], diamond.stable[l, :q] == 1)
-    periods = stable_periods(diamond, history)
+    periods = stable_periods(diamond)
     assert periods["stable"][-1].tolist() == [settle_time_s(diamond), 8.0]
     assert periods["settled"].shape == (0, 2)
 

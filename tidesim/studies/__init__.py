@@ -33,7 +33,6 @@ from .metrics import (
     run_metrics,
     settle_time_s,
     spread_over_time,
-    stability_history,
     stable_periods,
     summary,
 )
@@ -69,7 +68,6 @@ __all__ = [
     "run_sweep",
     "settle_time_s",
     "spread_over_time",
-    "stability_history",
     "stable_periods",
     "summary",
     "to_table",

@@ -33,7 +33,6 @@ __all__ = [
     "run_metrics",
     "settle_time_s",
     "spread_over_time",
-    "stability_history",
     "stable_periods",
     "summary",
 ]
@@ -253,19 +252,6 @@ def link_stability(trace) -> dict[str, np.ndarray]:
     }
 
 
-def stability_history(trace) -> dict[str, np.ndarray]:
-    """Each link's stability detector at every one of its samples.
-
-    Returns:
-        ``{"stable", "settled": bool[L, Q]}``, indexed like ``Trace.stable``
-        (link, then the link's receiver's sample): ``Trace.stable`` and
-        ``Trace.settled`` (*stable* with the detector's ``|reference| <
-        margin``), as the core recorded them. Entries past the receiver's
-        ``n_samp`` are False.
-    """
-    return {"stable": trace.stable == 1, "settled": trace.settled == 1}
-
-
 def _intervals(on: np.ndarray, times: np.ndarray, end_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Start and end times (s) of the runs of ``on``; sample ``k`` holds until ``times[k+1]``."""
     edges = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
@@ -297,25 +283,24 @@ def _all_on(starts: list[np.ndarray], stops: list[np.ndarray]) -> np.ndarray:
     return np.stack([lo[np.r_[0, cut]], hi[np.r_[cut - 1, hi.size - 1]]], axis=1)
 
 
-def stable_periods(trace, history: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def stable_periods(trace) -> dict[str, np.ndarray]:
     """When every link was stable, and when every link was settled.
 
     A link's state holds from one of its receiver's samples to the next (the
     last one to the end of the run). Links that never came up do not count;
     the others count from the start of the run, so nothing is stable before
-    every one of them is up.
+    every one of them is up. The states are the detector flags the core
+    recorded, ``Trace.stable`` and ``Trace.settled``.
 
     Args:
         trace: a run.
-        history: the output of :func:`stability_history`, when already computed.
 
     Returns:
         ``{"stable", "settled": float64[k, 2]}``: ``[start_s, end_s)``
         periods in time order, merged where they touch. The rig's criterion,
         *all links stable for 5 s*, is a row with ``end_s - start_s >= 5``.
     """
-    if history is None:
-        history = stability_history(trace)
+    flags = {"stable": trace.stable, "settled": trace.settled}
     up = np.flatnonzero(np.asarray(trace.link_up, dtype=bool))
     out = {}
     for kind in ("stable", "settled"):
@@ -323,7 +308,8 @@ def stable_periods(trace, history: dict[str, np.ndarray] | None = None) -> dict[
         for l in up:
             j = int(trace.links[l, 1])
             q = int(trace.n_samp[j])
-            a, b = _intervals(history[kind][l, :q], trace.samp_t[j, :q], float(trace.until_s))
+            a, b = _intervals(flags[kind][l, :q] == 1, trace.samp_t[j, :q],
+                              float(trace.until_s))
             starts.append(a)
             stops.append(b)
         out[kind] = _all_on(starts, stops)
