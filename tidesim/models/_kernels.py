@@ -106,19 +106,22 @@ N_LF = 6
 
 _KMAX = 9223372036854775807  # no further segment
 
-PHASE_TOL = 32.0 * 2.0**-53
+PHASE_TOL = 64.0 * 2.0**-53
 """Relative width of the band around an edge where the phase cannot decide.
 
 Event fidelity finds the last frame to arrive by ``t`` from the sender's phase
 ``phi = (t - lat - hi - lo) * F`` (``F = f0 (1 + rel)``, the float whose
 reciprocal is the segment's ``P``): the answer is ``k0 + floor(phi)``. With
-``u = 2**-53``, ``phi`` is within ``3 u M F + 2.1 u |phi|`` of the exact phase
-``(t - lat - hi - lo) / P`` (``M = |t| + |hi| + lat``), and the rounded edge
-times ``E(k) + lat`` that define an arrival differ from the exact ones by at
-most ``5 u M`` seconds, ``5.1 u M F`` in phase. So when the fractional part of
-``phi`` is farther than ``PHASE_TOL (M F + |phi|)`` (about four times the sum
-of those bounds) from 0 and from 1, ``floor(phi)`` is what the edge times say;
-closer, the edge times are evaluated.
+``u = 2**-53`` and ``M = |t| + |hi| + lat``, ``|phi| <= M F (1 + 6 u)`` and
+``phi`` is within ``3 u M F + 2.1 u |phi| <= 5.2 u M F`` of the exact phase
+``(t - lat - hi - lo) / P``; the rounded edge times ``E(k) + lat`` that define
+an arrival differ from the exact ones by at most ``5 u M`` seconds,
+``5.1 u M F`` in phase. So when the fractional part of ``phi`` is farther than
+``PHASE_TOL M F`` (about six times the sum of those bounds) from 0 and from 1,
+``floor(phi)`` is what the edge times say; closer, the edge times are
+evaluated. Any wider band is as exact (it only sends more cases to the edge
+times): the core uses one band per sample for all the links it reads
+(:func:`sample_phase_scale`).
 """
 _DK_STEP = (1 << 26) - 1  # largest exact multiplier of a split period
 
@@ -226,24 +229,38 @@ def last_edge_in(hi, lo, k0, P, k_first, k_last, x, lat):
 
 
 @njit
-def arrival_from_phase(hi, lo, k0, F, t, lat):
+def arrival_from_phase(hi, lo, k0, F, t, lat, band):
     """Last edge ``k`` of a segment with ``E(k) + lat <= t``, from the phase.
 
     Args:
         hi, lo, k0: the segment's anchor time (s, double-double) and edge.
         F: ``f0 * (1.0 + rel)``, the float whose reciprocal is the period.
         t: the time (s); lat: the link latency (s, >= 0).
+        band: the undecided band around an edge, in cycles; at least
+            ``PHASE_TOL * (|t| + |hi| + lat) * F`` (see :data:`PHASE_TOL`).
 
     Returns:
-        ``(k, decided)``: ``k0 + floor(phase)``, and whether the phase is far
-        enough from an edge (:data:`PHASE_TOL`) for ``k`` to be what the
-        rounded edge times say. Scalars only, so it inlines.
+        ``(k, decided)``: ``k0 + floor(phase)``, and whether the phase is
+        farther than ``band`` from an edge, so that ``k`` is what the rounded
+        edge times say. Scalars only, so it inlines.
     """
     phi = (t - lat - hi - lo) * F
     whole = math.floor(phi)
     frac = phi - whole
-    tol = PHASE_TOL * ((abs(t) + abs(hi) + lat) * F + abs(phi))
-    return k0 + np.int64(whole), tol < frac < 1.0 - tol
+    return k0 + np.int64(whole), band < frac < 1.0 - band
+
+
+@njit
+def sample_phase_scale(t, lat_max, p_max):
+    """Band of :func:`arrival_from_phase` per unit of ``F`` for a sample at ``t``.
+
+    ``PHASE_TOL * (2 |t| + lat_max + p_max)`` bounds ``PHASE_TOL * M`` for
+    every link read at ``t``: the segment a sender's last arrival is taken
+    from starts at ``hi`` with ``0 <= hi <= max(|t|, p_max)`` (a later
+    segment starts by ``t - lat``; segment 0 within one period of 0), and no
+    latency exceeds ``lat_max`` (s). ``p_max`` is the longest period (s).
+    """
+    return PHASE_TOL * (2.0 * abs(t) + lat_max + p_max)
 
 
 @njit
@@ -507,6 +524,13 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     max_deg = 1
     for j in range(n):
         max_deg = max(max_deg, in_off[j + 1] - in_off[j])
+    lat_max = 0.0
+    for l in range(lat.size):
+        lat_max = max(lat_max, lat[l])
+    # the longest period any segment can have: a later one keeps |rel| <= maxrel
+    p_max = 1.0 / (f0 * (1.0 - fpar[FP_MAXREL]))
+    for j in range(n):
+        p_max = max(p_max, seg[j, 0, SG_P])
     meas = np.zeros(max_deg)
     state_buf = np.zeros(cstate.shape[1])
     params_b = borrowed(cparams)
@@ -516,8 +540,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     zq = np.zeros(n, dtype=np.int64)
     wander = np.zeros(n)
     next_m = np.zeros(n, dtype=np.int64)
-    # sample events: a binary min-heap of (time, node) holding every node once
-    # (the processed node is re-keyed in place and sifted down, so no pushes)
+    # sample events: every node once, in a circular array sorted by (time,
+    # node) from `head`. A node's next sample is one update period on, which
+    # is after nearly every other node's, so re-inserting it at the tail
+    # rarely moves anything (a heap would take log2(n) unpredictable steps)
     hk = np.empty(n)
     hid = np.empty(n, dtype=np.int64)
     first_t = np.empty(n)
@@ -528,6 +554,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     for r in range(n):
         hid[r] = order[r]
         hk[r] = first_t[order[r]]
+    head = 0
     status = ST_OK
     faults_seen = 0
     cycle = ipar[IP_CYCLE] == 1
@@ -542,8 +569,8 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     t = 0.0
     while True:
         if not final:
-            t = hk[0]
-            j = hid[0]
+            t = hk[head]
+            j = hid[head]
             if t > until:
                 final = True
                 continue
@@ -564,6 +591,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                                     n_seg[j] - 1)
         # bring up and advance every incoming link to edge m at time t
         n_up = 0
+        band_scale = sample_phase_scale(t, lat_max, p_max)
         rj_t0 = -math.inf  # the receiver's rate range below is per start time
         rel_j_lo = 0.0
         rel_j_hi = 0.0
@@ -636,8 +664,8 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 hi = seg[i, sp, SG_HI]
                 lo = seg[i, sp, SG_LO]
                 k0 = seg_k[i, sp]
-                a_new, decided = arrival_from_phase(hi, lo, k0, f0 * (1.0 + seg[i, sp, SG_REL]),
-                                                    t, la)
+                F = f0 * (1.0 + seg[i, sp, SG_REL])
+                a_new, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
                 ok = (sp == 0 or k0 < a_new) and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
                 if ok and not decided:
                     P = seg[i, sp, SG_P]
@@ -760,15 +788,11 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         while sn > 0 and nm <= seg_k[j, sn]:
             sn -= 1
         key = seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (nm - seg_k[j, sn]) * seg[j, sn, SG_P])
-        # re-key the root and sift it down (ties broken by node index)
-        r = 0
-        while True:
-            c = 2 * r + 1
-            if c >= n:
-                break
-            if c + 1 < n and (hk[c + 1] < hk[c] or (hk[c + 1] == hk[c] and hid[c + 1] < hid[c])):
-                c += 1
-            if hk[c] < key or (hk[c] == key and hid[c] < j):
+        # the head's slot becomes the tail: shift later keys up into it
+        r = head
+        for _ in range(n - 1):
+            c = r - 1 if r > 0 else n - 1
+            if hk[c] > key or (hk[c] == key and hid[c] > j):
                 hk[r] = hk[c]
                 hid[r] = hid[c]
                 r = c
@@ -776,6 +800,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 break
         hk[r] = key
         hid[r] = j
+        head = head + 1 if head + 1 < n else 0
     return status
 
 
