@@ -18,6 +18,7 @@ the same system and arguments give bit-identical traces.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -326,19 +327,15 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
         ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
         adj_link, adj_t, adj_frames, adj_done, detail,
     )
-    # the trace keeps each field as a contiguous [node, segment] array, cut to
-    # the segments used
+    # the trace cuts the segments to those used; it splits their fields into
+    # contiguous [node, segment] arrays when first asked
     ns = max(int(n_seg.max()), 1)
-    seg_hi, seg_lo, seg_P, seg_rel = (np.ascontiguousarray(seg[:, :ns, f])
-                                      for f in (K.SG_HI, K.SG_LO, K.SG_P, K.SG_REL))
     end = until
     if status in (K.ST_FAULT_STOP, K.ST_RANGE, K.ST_SEG_FULL, K.ST_SAMP_FULL):
         end = float(detail[1])
     trace = Trace(
         system=sys, fidelity=fidelity, until_s=end, requested_until_s=until, status=int(status),
-        seg_t=seg_hi + seg_lo, seg_k=np.ascontiguousarray(seg_k[:, :ns]), seg_rel=seg_rel,
-        seg_hi=seg_hi,
-        seg_lo=seg_lo, seg_P=seg_P, n_seg=n_seg,
+        seg=seg[:, :ns], seg_k=seg_k[:, :ns], n_seg=n_seg,
         samp_m=samp_m, samp_t=samp_t, samp_c=samp_c, samp_des=samp_des, n_samp=n_samp,
         rec_cnt=rec_cnt.T, rec_ddc=rec_ddc.T, rec_flags=rec_flags.T, ls=ls, lf=lf,
         cstate=cstate, rec_state=rec_state if record_state else None,
@@ -378,20 +375,16 @@ class Trace:
             the run was asked to record it (``record_controller_state``), else None.
     """
 
-    def __init__(self, *, system, fidelity, until_s, requested_until_s, status, seg_t, seg_k,
-                 seg_rel, seg_hi, seg_lo, seg_P, n_seg, samp_m, samp_t, samp_c, samp_des, n_samp,
+    def __init__(self, *, system, fidelity, until_s, requested_until_s, status, seg, seg_k,
+                 n_seg, samp_m, samp_t, samp_c, samp_des, n_samp,
                  rec_cnt, rec_ddc, rec_flags, ls, lf, cstate, rec_state=None) -> None:
         self.system = system
         self.fidelity = fidelity
         self.until_s = until_s
         self.requested_until_s = requested_until_s
         self.status = status
-        self.seg_t = seg_t
-        self.seg_k = seg_k
-        self.seg_rel = seg_rel
-        self.seg_hi = seg_hi
-        self.seg_lo = seg_lo
-        self.seg_P = seg_P
+        self._seg = seg
+        self._seg_k = seg_k
         self.n_seg = n_seg
         self.samp_m = samp_m
         self.samp_t = samp_t
@@ -426,6 +419,48 @@ class Trace:
 
             self._settled = ((self.flags & FLAG_SETTLED) != 0).astype(np.int8)
         return self._settled
+
+    # -- segments: the core's packed rows, split per field on first use -------
+    def _seg_field(self, field: int) -> np.ndarray:
+        return np.ascontiguousarray(self._seg[:, :, field])
+
+    @functools.cached_property
+    def seg_hi(self) -> np.ndarray:
+        """float64[n, S]: anchor time of each segment, high part (s)."""
+        from ._kernels import SG_HI
+
+        return self._seg_field(SG_HI)
+
+    @functools.cached_property
+    def seg_lo(self) -> np.ndarray:
+        """float64[n, S]: anchor time of each segment, low part (s)."""
+        from ._kernels import SG_LO
+
+        return self._seg_field(SG_LO)
+
+    @functools.cached_property
+    def seg_P(self) -> np.ndarray:  # noqa: N802 (P, the period, as in the docs)
+        """float64[n, S]: period of each segment (s)."""
+        from ._kernels import SG_P
+
+        return self._seg_field(SG_P)
+
+    @functools.cached_property
+    def seg_rel(self) -> np.ndarray:
+        """float64[n, S]: relative frequency ``f/f0 - 1`` of each segment."""
+        from ._kernels import SG_REL
+
+        return self._seg_field(SG_REL)
+
+    @functools.cached_property
+    def seg_t(self) -> np.ndarray:
+        """float64[n, S]: start time of each segment (s), ``seg_hi + seg_lo``."""
+        return self.seg_hi + self.seg_lo
+
+    @functools.cached_property
+    def seg_k(self) -> np.ndarray:
+        """int64[n, S]: anchor edge of each segment."""
+        return np.ascontiguousarray(self._seg_k)
 
     # -- shape ---------------------------------------------------------------
     @property
