@@ -524,6 +524,13 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     max_deg = 1
     for j in range(n):
         max_deg = max(max_deg, in_off[j + 1] - in_off[j])
+    # sender and latency in the order a node reads its links: loaded beside
+    # the link, not after it
+    in_src = np.empty(in_idx.size, dtype=np.int64)
+    in_lat = np.empty(in_idx.size)
+    for e in range(in_idx.size):
+        in_src[e] = src[in_idx[e]]
+        in_lat[e] = lat[in_idx[e]]
     lat_max = 0.0
     for l in range(lat.size):
         lat_max = max(lat_max, lat[l])
@@ -606,8 +613,8 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     continue
                 _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
                          ring, ipar)
-            i = src[l]
-            la = lat[l]
+            i = in_src[e]
+            la = in_lat[e]
             armed = ls[l, LS_ARMED] == 1
             walk = cycle or ls[l, LS_PEND] != 0
             if not walk:
@@ -619,6 +626,13 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 y = t - la
                 rel_i_lo = seg[i, sp, SG_REL]
                 rel_i_hi = rel_i_lo
+                # the first step, whose taking is a coin flip, without a
+                # branch: selects, and `&` rather than `and`
+                nx = sp + 1 if sp < last_i else sp
+                sp += (sp < last_i) & (seg[i, nx, SG_HI] <= y)
+                r = seg[i, sp, SG_REL]
+                rel_i_lo = r if r < rel_i_lo else rel_i_lo
+                rel_i_hi = r if r > rel_i_hi else rel_i_hi
                 while sp < last_i and seg[i, sp + 1, SG_HI] <= y:
                     sp += 1
                     # comparisons, not min/max: Numba calls out for those
@@ -734,11 +748,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             if ipar[IP_ACT] == 0:
                 corr[j] = des
             else:
+                # one step towards des, if it is more than half a step away
+                # (comparisons as integers: which way is a coin flip)
                 cur = zq[j] * qstep
-                if des > cur + 0.5 * qstep:
-                    zq[j] += 1
-                elif des < cur - 0.5 * qstep:
-                    zq[j] -= 1
+                zq[j] += np.int64(des > cur + 0.5 * qstep) - np.int64(des < cur - 0.5 * qstep)
                 corr[j] = zq[j] * qstep
         if rec_state.shape[1] > 0:
             for c in range(cstate.shape[1]):
