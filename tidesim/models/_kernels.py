@@ -381,6 +381,42 @@ def _walk(l, m_end, t_lim, i, j, la, seg, seg_k, n_seg, ls, lf, ring, depth,
         r_k = seg_k[j, sr]
         r_P = seg[j, sr, SG_P]
         while m <= hi_m:
+            if pend == 0 and m <= m_end:
+                # the common edges in a loop with no other cases; it stops at
+                # an edge that needs the general step below (the sender's
+                # next segment, a full or empty FIFO), which takes that edge
+                # up from the arrivals already counted, and then resumes
+                top = hi_m if hi_m <= m_end else m_end
+                if not clip:
+                    while m <= top:
+                        tm = r_hi + (r_lo + (m - r_k) * r_P)
+                        while arr_t <= tm and k < s_end:
+                            occ += 1
+                            k += 1
+                            arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+                        if arr_t <= tm:
+                            break
+                        occ -= 1
+                        m += 1
+                else:
+                    while m <= top:
+                        tm = r_hi + (r_lo + (m - r_k) * r_P)
+                        while arr_t <= tm and k < s_end and occ < depth:
+                            if ring_on:
+                                ring[l, wr & mask] = k
+                                wr += 1
+                            occ += 1
+                            k += 1
+                            arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+                        if arr_t <= tm or occ <= 0:
+                            break
+                        if ring_on:
+                            last_seq = ring[l, rd & mask]
+                            rd += 1
+                        occ -= 1
+                        m += 1
+                if m > hi_m:
+                    break
             tm = t_lim if m > m_end else r_hi + (r_lo + (m - r_k) * r_P)
             while arr_t <= tm:
                 if pend < 0:
