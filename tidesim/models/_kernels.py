@@ -343,9 +343,72 @@ def _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, ipar):
             _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
 
 
+WALK_CHUNK = 2048
+"""Receiver edges whose times a walk computes at once (and every link of the
+receiver then reads): 16 KiB of times, which stay in the L1 cache."""
+
+
 @njit
-def _walk(l, m_end, t_lim, i, j, la, seg, seg_k, n_seg, ls, lf, ring, depth,
-          use_ring):
+def _receiver_times(seg, seg_k, n_seg, j, ma, mb, tb):
+    """Times (s) of the edges ``ma..mb`` of node ``j`` into ``tb[0 : mb - ma + 1]``.
+
+    The same expression as :func:`edge_time`, one segment's span at a time
+    (a loop the compiler vectorizes).
+    """
+    last = n_seg[j] - 1
+    s = owner_segment(seg_k, n_seg, j, ma, last)
+    m = ma
+    while m <= mb:
+        hi_m = mb
+        if s < last and seg_k[j, s + 1] < hi_m:
+            hi_m = seg_k[j, s + 1]
+        hi = seg[j, s, SG_HI]
+        lo = seg[j, s, SG_LO]
+        k0 = seg_k[j, s]
+        P = seg[j, s, SG_P]
+        for mm in range(m, hi_m + 1):
+            tb[mm - ma] = hi + (lo + (mm - k0) * P)
+        m = hi_m + 1
+        s += 1
+
+
+@njit
+def _walk_links(links, n_links, m_end, t_lim, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
+                depth, use_ring, tb):
+    """Walk ``links[:n_links]`` (all into node ``j``) to receiver edge ``m_end``.
+
+    The receiver's edge times are computed once per chunk of
+    :data:`WALK_CHUNK` edges into ``tb`` and read by every link; a chunk
+    before the last ends at its last edge (a pseudo-edge there takes no
+    arrival), the last at ``t_lim`` (s).
+    """
+    ma = m_end + 1
+    for x in range(n_links):
+        ma = min(ma, ls[links[x], LS_ADVM] + 1)
+    while True:
+        mb = min(ma + tb.size - 1, m_end)
+        final = mb == m_end
+        if mb >= ma:
+            _receiver_times(seg, seg_k, n_seg, j, ma, mb, tb)
+        t_b = t_lim if final else tb[mb - ma]
+        for x in range(n_links):
+            l = links[x]
+            if final or ls[l, LS_ADVM] < mb:
+                _walk(l, mb, t_b, src[l], lat[l], seg, seg_k, n_seg, ls, lf, ring, depth,
+                      use_ring, tb, ma)
+        if final:
+            break
+        ma = mb + 1
+
+
+@njit
+def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ring, tb, tb_m):
+    """Advance link ``l`` edge by edge to receiver edge ``m_end``, arrivals to ``t_lim``.
+
+    ``tb[m - tb_m]`` holds the time of receiver edge ``m`` for every edge
+    walked; the pseudo-edge ``m_end + 1`` at ``t_lim`` takes the arrivals
+    after the last read.
+    """
     # state in locals: the loop below runs once per edge of a cycle-fidelity run
     occ = ls[l, LS_OCC]
     k = ls[l, LS_ARRK]
@@ -368,100 +431,83 @@ def _walk(l, m_end, t_lim, i, j, la, seg, seg_k, n_seg, ls, lf, ring, depth,
     s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
     arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
     m = ls[l, LS_ADVM] + 1
-    last_j = n_seg[j] - 1
-    sr = owner_segment(seg_k, n_seg, j, m, last_j)
     while m <= m_end + 1:
-        # one span of constant receiver frequency; the pseudo-edge m_end + 1
-        # at t_lim takes the arrivals after the last read
-        hi_m = m_end + 1
-        if sr < last_j and seg_k[j, sr + 1] < hi_m:
-            hi_m = seg_k[j, sr + 1]
-        r_hi = seg[j, sr, SG_HI]
-        r_lo = seg[j, sr, SG_LO]
-        r_k = seg_k[j, sr]
-        r_P = seg[j, sr, SG_P]
-        while m <= hi_m:
-            if pend == 0 and m <= m_end:
-                # the common edges in a loop with no other cases; it stops at
-                # an edge that needs the general step below (the sender's
-                # next segment, a full or empty FIFO), which takes that edge
-                # up from the arrivals already counted, and then resumes
-                top = hi_m if hi_m <= m_end else m_end
-                if not clip:
-                    while m <= top:
-                        tm = r_hi + (r_lo + (m - r_k) * r_P)
-                        while arr_t <= tm and k < s_end:
-                            occ += 1
-                            k += 1
-                            arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
-                        if arr_t <= tm:
-                            break
-                        occ -= 1
-                        m += 1
-                else:
-                    while m <= top:
-                        tm = r_hi + (r_lo + (m - r_k) * r_P)
-                        while arr_t <= tm and k < s_end and occ < depth:
-                            if ring_on:
-                                ring[l, wr & mask] = k
-                                wr += 1
-                            occ += 1
-                            k += 1
-                            arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
-                        if arr_t <= tm or occ <= 0:
-                            break
+        if pend == 0 and m <= m_end:
+            # the common edges in a loop with no other cases; it stops at an
+            # edge that needs the general step below (the sender's next
+            # segment, a full or empty FIFO), which takes that edge up from
+            # the arrivals already counted, and then resumes
+            if not clip:
+                while m <= m_end:
+                    tm = tb[m - tb_m]
+                    while arr_t <= tm and k < s_end:
+                        occ += 1
+                        k += 1
+                        arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+                    if arr_t <= tm:
+                        break
+                    occ -= 1
+                    m += 1
+            else:
+                while m <= m_end:
+                    tm = tb[m - tb_m]
+                    while arr_t <= tm and k < s_end and occ < depth:
                         if ring_on:
-                            last_seq = ring[l, rd & mask]
-                            rd += 1
-                        occ -= 1
-                        m += 1
-                if m > hi_m:
-                    break
-            tm = t_lim if m > m_end else r_hi + (r_lo + (m - r_k) * r_P)
-            while arr_t <= tm:
-                if pend < 0:
-                    pend += 1
-                elif not clip:
-                    occ += 1
-                elif occ >= depth:
-                    if n_ovf == 0:
-                        lf[l, LF_OVF_T] = arr_t
-                        ls[l, LS_OVF_M] = m
-                    n_ovf += 1
-                else:
+                            ring[l, wr & mask] = k
+                            wr += 1
+                        occ += 1
+                        k += 1
+                        arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+                    if arr_t <= tm or occ <= 0:
+                        break
                     if ring_on:
-                        ring[l, wr & mask] = k
-                        wr += 1
-                    occ += 1
-                k += 1
-                while k > s_end:
-                    # the sender's next segment (rare: once per control update)
-                    sp += 1
-                    s_hi = seg[i, sp, SG_HI]
-                    s_lo = seg[i, sp, SG_LO]
-                    s_k = seg_k[i, sp]
-                    s_P = seg[i, sp, SG_P]
-                    s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
-                arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
-            if m > m_end:
-                m += 1
-                break
-            if pend > 0:
-                pend -= 1
+                        last_seq = ring[l, rd & mask]
+                        rd += 1
+                    occ -= 1
+                    m += 1
+        tm = t_lim if m > m_end else tb[m - tb_m]
+        while arr_t <= tm:
+            if pend < 0:
+                pend += 1
             elif not clip:
-                occ -= 1
-            elif occ <= 0:
-                if n_unf == 0:
-                    lf[l, LF_UNF_T] = tm
-                    ls[l, LS_UNF_M] = m
-                n_unf += 1
+                occ += 1
+            elif occ >= depth:
+                if n_ovf == 0:
+                    lf[l, LF_OVF_T] = arr_t
+                    ls[l, LS_OVF_M] = m
+                n_ovf += 1
             else:
                 if ring_on:
-                    last_seq = ring[l, rd & mask]
-                    rd += 1
-                occ -= 1
-            m += 1
-        sr += 1
+                    ring[l, wr & mask] = k
+                    wr += 1
+                occ += 1
+            k += 1
+            while k > s_end:
+                # the sender's next segment (rare: once per control update)
+                sp += 1
+                s_hi = seg[i, sp, SG_HI]
+                s_lo = seg[i, sp, SG_LO]
+                s_k = seg_k[i, sp]
+                s_P = seg[i, sp, SG_P]
+                s_end = seg_k[i, sp + 1] if sp < last_i else _KMAX
+            arr_t = s_hi + (s_lo + (k - s_k) * s_P) + la
+        if m > m_end:
+            break
+        if pend > 0:
+            pend -= 1
+        elif not clip:
+            occ -= 1
+        elif occ <= 0:
+            if n_unf == 0:
+                lf[l, LF_UNF_T] = tm
+                ls[l, LS_UNF_M] = m
+            n_unf += 1
+        else:
+            if ring_on:
+                last_seq = ring[l, rd & mask]
+                rd += 1
+            occ -= 1
+        m += 1
     ls[l, LS_OCC] = occ
     ls[l, LS_ARRK] = k
     ls[l, LS_PEND] = pend
@@ -575,6 +621,8 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     for j in range(n):
         p_max = max(p_max, seg[j, 0, SG_P])
     meas = np.zeros(max_deg)
+    walk_l = np.zeros(max_deg, dtype=np.int64)
+    tbuf = np.empty(WALK_CHUNK)
     state_buf = np.zeros(cstate.shape[1])
     params_b = borrowed(cparams)
     state_b = borrowed(state_buf)
@@ -638,6 +686,22 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         rj_t0 = -math.inf  # the receiver's rate range below is per start time
         rel_j_lo = 0.0
         rel_j_hi = 0.0
+        if cycle:
+            # every link that is up walks edge by edge, all of them reading
+            # the receiver's edge times from one buffer
+            n_walk = 0
+            for e in range(in_off[j], in_off[j + 1]):
+                l = in_idx[e]
+                if ls[l, LS_UP] == 0:
+                    if t_up[l] > t:
+                        continue
+                    _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
+                             ring, ipar)
+                walk_l[n_walk] = l
+                n_walk += 1
+            if n_walk > 0:
+                _walk_links(walk_l, n_walk, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
+                            depth, True, tbuf)
         for e in range(in_off[j], in_off[j + 1]):
             l = in_idx[e]
             if ls[l, LS_UP] == 0:
@@ -700,8 +764,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
                             or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
             if walk:
-                _walk(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, ring,
-                      depth, cycle)
+                if not cycle:  # (cycle fidelity walked every link above)
+                    walk_l[0] = l
+                    _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
+                                depth, False, tbuf)
                 if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
                     faults_seen = 1
                 occ = ls[l, LS_OCC]
