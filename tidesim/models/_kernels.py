@@ -294,9 +294,9 @@ def stability_update(v, ref, since, t, margin):
         ``(ref, since)`` after the sample; the link is stable when
         ``t - since >= window``.
     """
-    if abs(v - ref) > margin:
-        return v, t
-    return ref, since
+    # selects, not a branch: while links converge, resets are a coin flip
+    reset = abs(v - ref) > margin
+    return (v if reset else ref), (t if reset else since)
 
 
 # ----------------------------------------------------------------------------
@@ -782,7 +782,11 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 k0 = seg_k[i, sp]
                 F = f0 * (1.0 + seg[i, sp, SG_REL])
                 a_new, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
-                ok = (sp == 0 or k0 < a_new) and (sp == last_i or a_new + 1 <= seg_k[i, sp + 1])
+                # within the segment's edges; `|` and `&`, as whether the
+                # sender has a later segment is a coin flip (the slot after
+                # the last segment exists: the capacity check keeps one free)
+                ok = (((sp == 0) | (k0 < a_new))
+                      & ((sp == last_i) | (a_new + 1 <= seg_k[i, sp + 1])))
                 if ok and not decided:
                     P = seg[i, sp, SG_P]
                     ok = (hi + (lo + (a_new + 1 - k0) * P) + la > t
@@ -821,8 +825,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             rec_cnt[q, l] = cnt
             rec_ddc[q, l] = ddc
             # settled: stable about a reference within the margin of zero
-            rec_flags[q, l] = stable * FLAG_STABLE + (
-                FLAG_SETTLED if stable == 1 and abs(r_new) < margin else 0)
+            rec_flags[q, l] = stable * (FLAG_STABLE + FLAG_SETTLED * np.int64(abs(r_new) < margin))
             # buffer adjustments take effect after this sample
             if armed:
                 if n_adj > 0:
@@ -875,7 +878,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
             break
         s = n_seg[j] - 1
         if rel != seg[j, s, SG_REL]:
-            if s + 1 >= cap_s:
+            if s + 2 >= cap_s:  # one slot stays free past the last segment
                 status = ST_SEG_FULL
                 detail[0] = j
                 detail[1] = t
