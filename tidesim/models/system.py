@@ -327,8 +327,8 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
         ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
         adj_link, adj_t, adj_frames, adj_done, detail,
     )
-    # the trace cuts the segments to those used; it splits their fields into
-    # contiguous [node, segment] arrays when first asked
+    # the trace cuts the segments to those used and shows each field as a
+    # [node, segment] view
     ns = max(int(n_seg.max()), 1)
     end = until
     if status in (K.ST_FAULT_STOP, K.ST_RANGE, K.ST_SEG_FULL, K.ST_SAMP_FULL):
@@ -384,7 +384,7 @@ class Trace:
         self.requested_until_s = requested_until_s
         self.status = status
         self._seg = seg
-        self._seg_k = seg_k
+        self.seg_k = seg_k
         self.n_seg = n_seg
         self.samp_m = samp_m
         self.samp_t = samp_t
@@ -420,9 +420,9 @@ class Trace:
             self._settled = ((self.flags & FLAG_SETTLED) != 0).astype(np.int8)
         return self._settled
 
-    # -- segments: the core's packed rows, split per field on first use -------
+    # -- segments: views of the core's packed rows, one field each ------------
     def _seg_field(self, field: int) -> np.ndarray:
-        return np.ascontiguousarray(self._seg[:, :, field])
+        return self._seg[:, :, field]
 
     @functools.cached_property
     def seg_hi(self) -> np.ndarray:
@@ -456,11 +456,6 @@ class Trace:
     def seg_t(self) -> np.ndarray:
         """float64[n, S]: start time of each segment (s), ``seg_hi + seg_lo``."""
         return self.seg_hi + self.seg_lo
-
-    @functools.cached_property
-    def seg_k(self) -> np.ndarray:
-        """int64[n, S]: anchor edge of each segment."""
-        return np.ascontiguousarray(self._seg_k)
 
     # -- shape ---------------------------------------------------------------
     @property
