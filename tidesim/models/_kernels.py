@@ -409,7 +409,8 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
     walked; the pseudo-edge ``m_end + 1`` at ``t_lim`` takes the arrivals
     after the last read.
     """
-    # state in locals: the loop below runs once per edge of a cycle-fidelity run
+    # state in locals: the loop below runs once per edge of a cycle-fidelity run;
+    # indices known to be >= 0 are unsigned, which spares Numba's wraparound
     occ = ls[l, LS_OCC]
     k = ls[l, LS_ARRK]
     pend = ls[l, LS_PEND]
@@ -439,7 +440,7 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
             # the arrivals already counted, and then resumes
             if not clip:
                 while m <= m_end:
-                    tm = tb[m - tb_m]
+                    tm = tb[np.uint64(m - tb_m)]
                     while arr_t <= tm and k < s_end:
                         occ += 1
                         k += 1
@@ -450,10 +451,10 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
                     m += 1
             else:
                 while m <= m_end:
-                    tm = tb[m - tb_m]
+                    tm = tb[np.uint64(m - tb_m)]
                     while arr_t <= tm and k < s_end and occ < depth:
                         if ring_on:
-                            ring[l, wr & mask] = k
+                            ring[l, np.uint64(wr & mask)] = k
                             wr += 1
                         occ += 1
                         k += 1
@@ -461,11 +462,11 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
                     if arr_t <= tm or occ <= 0:
                         break
                     if ring_on:
-                        last_seq = ring[l, rd & mask]
+                        last_seq = ring[l, np.uint64(rd & mask)]
                         rd += 1
                     occ -= 1
                     m += 1
-        tm = t_lim if m > m_end else tb[m - tb_m]
+        tm = t_lim if m > m_end else tb[np.uint64(m - tb_m)]
         while arr_t <= tm:
             if pend < 0:
                 pend += 1
@@ -478,7 +479,7 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
                 n_ovf += 1
             else:
                 if ring_on:
-                    ring[l, wr & mask] = k
+                    ring[l, np.uint64(wr & mask)] = k
                     wr += 1
                 occ += 1
             k += 1
@@ -504,7 +505,7 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
             n_unf += 1
         else:
             if ring_on:
-                last_seq = ring[l, rd & mask]
+                last_seq = ring[l, np.uint64(rd & mask)]
                 rd += 1
             occ -= 1
         m += 1
