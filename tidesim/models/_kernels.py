@@ -657,6 +657,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     final = False  # after the last sample: advance every link to `until`
     jf = 0
     q = 0
+    qu = np.uint64(0)
     m = 0
     t = 0.0
     while True:
@@ -668,6 +669,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 continue
             m = next_m[j]
             q = n_samp[j]
+            qu = np.uint64(q)
             if q >= cap_q:
                 status = ST_SAMP_FULL
                 detail[0] = j
@@ -705,39 +707,41 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                             depth, True, tbuf)
         for e in range(in_off[j], in_off[j + 1]):
             l = in_idx[e]
-            if ls[l, LS_UP] == 0:
+            lu = np.uint64(l)  # unsigned indices: no wraparound fix-up
+            if ls[lu, LS_UP] == 0:
                 if t_up[l] > t:
                     if not final:
-                        rec_cnt[q, l] = 0
-                        rec_ddc[q, l] = 0
-                        rec_flags[q, l] = 0
+                        rec_cnt[qu, lu] = 0
+                        rec_ddc[qu, lu] = 0
+                        rec_flags[qu, lu] = 0
                     continue
                 _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
                          ring, ipar)
             i = in_src[e]
+            iu = np.uint64(i)
             la = in_lat[e]
-            armed = ls[l, LS_ARMED] == 1
-            walk = cycle or ls[l, LS_PEND] != 0
+            armed = ls[lu, LS_ARMED] == 1
+            walk = cycle or ls[lu, LS_PEND] != 0
             if not walk:
                 # the sender's segment in force at t - la, found from the one
                 # owning its last arrival; the range of its relative rate on
                 # the way bounds the buffer's excursion below
-                sp = ls[l, LS_SP]
-                last_i = n_seg[i] - 1
+                sp = ls[lu, LS_SP]
+                last_i = n_seg[iu] - 1
                 y = t - la
-                rel_i_lo = seg[i, sp, SG_REL]
+                rel_i_lo = seg[iu, np.uint64(sp), SG_REL]
                 rel_i_hi = rel_i_lo
                 # the first step, whose taking is a coin flip, without a
                 # branch: selects, and `&` rather than `and`
                 nx = sp + 1 if sp < last_i else sp
-                sp += (sp < last_i) & (seg[i, nx, SG_HI] <= y)
-                r = seg[i, sp, SG_REL]
+                sp += (sp < last_i) & (seg[iu, np.uint64(nx), SG_HI] <= y)
+                r = seg[iu, np.uint64(sp), SG_REL]
                 rel_i_lo = r if r < rel_i_lo else rel_i_lo
                 rel_i_hi = r if r > rel_i_hi else rel_i_hi
-                while sp < last_i and seg[i, sp + 1, SG_HI] <= y:
+                while sp < last_i and seg[iu, np.uint64(sp + 1), SG_HI] <= y:
                     sp += 1
                     # comparisons, not min/max: Numba calls out for those
-                    r = seg[i, sp, SG_REL]
+                    r = seg[iu, np.uint64(sp), SG_REL]
                     if r < rel_i_lo:
                         rel_i_lo = r
                     if r > rel_i_hi:
@@ -745,7 +749,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 if depth > 0 and armed:
                     # the closed form holds unless the buffer could reach
                     # empty or full before t; the rates are f0 (1 + rel)
-                    t0 = lf[l, LF_ADVT]
+                    t0 = lf[lu, LF_ADVT]
                     if t0 != rj_t0:
                         rj_t0 = t0
                         sr = n_seg[j] - 1
@@ -759,7 +763,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                             if r > rel_j_hi:
                                 rel_j_hi = r
                     span = (t - t0) * f0
-                    occ = ls[l, LS_OCC]
+                    occ = ls[lu, LS_OCC]
                     gain = rel_i_hi - rel_j_lo
                     loss = rel_j_hi - rel_i_lo
                     walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
@@ -769,77 +773,79 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     walk_l[0] = l
                     _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
                                 depth, False, tbuf)
-                if ls[l, LS_OVF_N] > 0 or ls[l, LS_UNF_N] > 0:
+                if ls[lu, LS_OVF_N] > 0 or ls[lu, LS_UNF_N] > 0:
                     faults_seen = 1
-                occ = ls[l, LS_OCC]
-                a_new = ls[l, LS_ARRK] - 1
+                occ = ls[lu, LS_OCC]
+                a_new = ls[lu, LS_ARRK] - 1
             else:
                 # the last arrival by t from the sender's phase (its rate
                 # f0 (1 + rel) stands in for 1 / P): exact unless the phase is
                 # within PHASE_TOL of an edge (see PHASE_TOL), where the edge
                 # times decide, and corrected off the fast path
-                hi = seg[i, sp, SG_HI]
-                lo = seg[i, sp, SG_LO]
-                k0 = seg_k[i, sp]
-                F = f0 * (1.0 + seg[i, sp, SG_REL])
+                hi = seg[iu, np.uint64(sp), SG_HI]
+                lo = seg[iu, np.uint64(sp), SG_LO]
+                k0 = seg_k[iu, np.uint64(sp)]
+                F = f0 * (1.0 + seg[iu, np.uint64(sp), SG_REL])
                 a_new, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
                 # within the segment's edges; `|` and `&`, as whether the
                 # sender has a later segment is a coin flip (the slot after
                 # the last segment exists: the capacity check keeps one free)
                 ok = (((sp == 0) | (k0 < a_new))
-                      & ((sp == last_i) | (a_new + 1 <= seg_k[i, sp + 1])))
+                      & ((sp == last_i) | (a_new + 1 <= seg_k[iu, np.uint64(sp + 1)])))
                 if ok and not decided:
-                    P = seg[i, sp, SG_P]
+                    P = seg[iu, np.uint64(sp), SG_P]
                     ok = (hi + (lo + (a_new + 1 - k0) * P) + la > t
                           and hi + (lo + (a_new - k0) * P) + la <= t)
                 if not ok:
                     a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t, la, sp)
-                occ = ls[l, LS_OCC] + (a_new - (ls[l, LS_ARRK] - 1)) - (m - ls[l, LS_ADVM])
-                ls[l, LS_OCC] = occ
-                ls[l, LS_ARRK] = a_new + 1
-                ls[l, LS_SP] = sp
-                ls[l, LS_ADVM] = m
-                lf[l, LF_ADVT] = t
+                occ = ls[lu, LS_OCC] + (a_new - (ls[lu, LS_ARRK] - 1)) - (m - ls[lu, LS_ADVM])
+                ls[lu, LS_OCC] = occ
+                ls[lu, LS_ARRK] = a_new + 1
+                ls[lu, LS_SP] = sp
+                ls[lu, LS_ADVM] = m
+                lf[lu, LF_ADVT] = t
             if final:
                 continue
             cnt = occ - ref
-            ddc = a_new - m - ls[l, LS_BASE]
+            ddc = a_new - m - ls[lu, LS_BASE]
             v = ddc if meas_ddc else cnt
-            r_new, since = stability_update(v, ls[l, LS_STREF], lf[l, LF_STSINCE], t, margin)
-            ls[l, LS_STREF] = r_new
-            lf[l, LF_STSINCE] = since
+            r_new, since = stability_update(v, ls[lu, LS_STREF], lf[lu, LF_STSINCE], t, margin)
+            ls[lu, LS_STREF] = r_new
+            lf[lu, LF_STSINCE] = since
             stable = 1 if t - since >= window else 0
-            ls[l, LS_STABLE] = stable
+            ls[lu, LS_STABLE] = stable
             if not armed and stable == 1 and arm_stable:
                 # centre and arm: the buffer starts here with `ref` frames
                 armed = True
-                ls[l, LS_ARMED] = 1
-                ls[l, LS_OCC] = ref
-                ls[l, LS_ARM_M] = m
-                lf[l, LF_ARM_T] = t
-                ls[l, LS_PEND] = 0
+                ls[lu, LS_ARMED] = 1
+                ls[lu, LS_OCC] = ref
+                ls[lu, LS_ARM_M] = m
+                lf[lu, LF_ARM_T] = t
+                ls[lu, LS_PEND] = 0
                 if cycle:
                     _fill_ring(ring, ls, l, depth, ref)
                 cnt = 0
                 if not meas_ddc:
                     v = 0
-            rec_cnt[q, l] = cnt
-            rec_ddc[q, l] = ddc
+            rec_cnt[qu, lu] = cnt
+            rec_ddc[qu, lu] = ddc
             # settled: stable about a reference within the margin of zero
-            rec_flags[q, l] = stable * (FLAG_STABLE + FLAG_SETTLED * np.int64(abs(r_new) < margin))
+            near = np.int64(abs(r_new) < margin)
+            rec_flags[qu, lu] = stable * (FLAG_STABLE + FLAG_SETTLED * near)
             # buffer adjustments take effect after this sample
             if armed:
                 if n_adj > 0:
                     for a in range(n_adj):
                         if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
-                            ls[l, LS_PEND] += adj_frames[a]
+                            ls[lu, LS_PEND] += adj_frames[a]
                             adj_done[a] = 1
-                if auto_thr >= 0 and ls[l, LS_PEND] == 0 and abs(cnt) > auto_thr:
-                    ls[l, LS_PEND] = -cnt
+                if auto_thr >= 0 and ls[lu, LS_PEND] == 0 and abs(cnt) > auto_thr:
+                    ls[lu, LS_PEND] = -cnt
             meas[n_up] = v
             n_up += 1
         if final:
             continue
+        ju = np.uint64(j)
         # control
         des = 0.0
         if ipar[IP_HAS_CTL] == 1 and t >= start_t[j]:
@@ -865,10 +871,10 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         if wstep > 0.0:
             wander[j] += wstep * wander_z[j, q]
         rel = eps0[j] + drift[j] * t + wander[j] + corr[j]
-        samp_m[j, q] = m
-        samp_t[j, q] = t
-        samp_c[j, q] = corr[j]
-        samp_des[j, q] = des
+        samp_m[ju, qu] = m
+        samp_t[ju, qu] = t
+        samp_c[ju, qu] = corr[j]
+        samp_des[ju, qu] = des
         n_samp[j] = q + 1
         if not (abs(rel) <= fpar[FP_MAXREL]):
             status = ST_RANGE
