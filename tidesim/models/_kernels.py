@@ -706,8 +706,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                 _walk_links(walk_l, n_walk, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
                             depth, True, tbuf)
         for e in range(in_off[j], in_off[j + 1]):
-            l = in_idx[e]
-            lu = np.uint64(l)  # unsigned indices: no wraparound fix-up
+            eu = np.uint64(e)  # unsigned indices: no wraparound fix-up
+            l = in_idx[eu]
+            lu = np.uint64(l)
             if ls[lu, LS_UP] == 0:
                 if t_up[l] > t:
                     if not final:
@@ -717,9 +718,9 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                     continue
                 _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
                          ring, ipar)
-            i = in_src[e]
+            i = in_src[eu]
             iu = np.uint64(i)
-            la = in_lat[e]
+            la = in_lat[eu]
             armed = ls[lu, LS_ARMED] == 1
             walk = cycle or ls[lu, LS_PEND] != 0
             if not walk:
@@ -841,7 +842,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
                             adj_done[a] = 1
                 if auto_thr >= 0 and ls[lu, LS_PEND] == 0 and abs(cnt) > auto_thr:
                     ls[lu, LS_PEND] = -cnt
-            meas[n_up] = v
+            meas[np.uint64(n_up)] = v
             n_up += 1
         if final:
             continue
