@@ -3,17 +3,16 @@
 A general-purpose VCD writer formats one value change at a time, which costs
 about a microsecond each; a cycle-level waveform of a few milliseconds holds
 millions of clock toggles. Here the changes come as arrays in three
-*families* (scalars, vectors, reals) and the text is produced with numpy:
+*families* (scalars, vectors, reals) and the text is produced in bulk:
 
 * scalar changes are sorted by one integer key, ``time << S | code`` with
   ``code = variable << 2 | value``; vector and real changes (one per control
   sample, far fewer) are sorted by time and merged in behind the scalars of
   the same time;
 * long runs of scalar changes at distinct times with the same number of
-  digits (the clocks, between two control samples) take a fast path: each
-  ``#t`` line and its change line is one record of a packed structured array
-  of 1-, 2- and 4-byte integer fields, filled field by field from digit and
-  identifier tables and written with one ``tobytes``;
+  digits (the clocks, between two control samples) take a fast path: a
+  compiled loop writes each ``#t`` line and its change line as one
+  fixed-width record, the digits four at a time from a table;
 * everything else is rendered into fixed-width rows of a ``uint8`` matrix,
   NUL-padded wherever a line is shorter (leading zeros, the tail of a real);
   rows are whole 8-byte blocks, so placing the lines of all families in
@@ -32,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._jit import njit
+
 __all__ = ["Body", "id_codes", "render_body"]
 
 CHUNK_ROWS = 1 << 17
@@ -46,29 +47,8 @@ def _digit_table(width: int) -> np.ndarray:
     return (i // 10 ** np.arange(width - 1, -1, -1) % 10 + 48).astype(np.uint8)
 
 
-_LUT4_WORD = _digit_table(4).view(np.uint32).ravel()  # "0000" .. "9999"
-# the fast path writes digits as unsigned integers of 1, 2 and 4 bytes
-_LUT_INT = {1: _digit_table(1).ravel(), 2: _digit_table(2).view(np.uint16).ravel(),
-            4: _LUT4_WORD}
-_UINT = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
-
-
-def _int_parts(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Split the columns of a byte table into pieces of 8, 4, 2 and 1 bytes.
-
-    Returns ``(size, values)`` pairs, ``values`` an unsigned-integer view of
-    the piece (one value per row), so that a row can be written as a few
-    integer fields.
-    """
-    parts, col, width = [], 0, table.shape[1]
-    for size in (8, 4, 2, 1):
-        while width - col >= size:
-            piece = np.ascontiguousarray(table[:, col:col + size])
-            parts.append((size, piece.view(_UINT[size]).ravel()))
-            col += size
-    return parts
-
-
+_LUT4 = _digit_table(4)  # "0000" .. "9999"
+_LUT4_WORD = _LUT4.view(np.uint32).ravel()
 _BIT_CHARS = np.array([48, 49, 120], dtype=np.uint8)  # "0", "1", "x"
 _FAST_MIN = 64  # shortest run of scalar changes worth the fast path
 
@@ -176,40 +156,47 @@ def _render_times(t: np.ndarray) -> np.ndarray:
     return m
 
 
-def _fast_lines(t: np.ndarray, nd: int, code: np.ndarray,
-                tails: list[tuple[int, np.ndarray]]) -> bytes:
+@njit
+def _fast_lines(t, nd, code, tails, lut4):
     """``#t`` lines each followed by one scalar change, all times new with ``nd`` digits.
 
-    ``tails`` gives, per scalar code, ``"\n"`` + the change line (see
-    :func:`_int_parts`). Each row is one record of a packed structured array
-    of small unsigned-integer fields (``#``, digit groups from tables, the
-    tail), so every field is filled by one strided copy.
+    Args:
+        t: int64[n] times (``nd`` digits each); code: int64[n] scalar codes.
+        tails: uint8[codes, w]: ``"\n"`` and the change line of each code.
+        lut4: uint8[10**4, 4]: the digits of every number below 10**4.
+
+    Returns:
+        uint8[n * (1 + nd + w)]: the text, one fixed-width record per change.
     """
-    groups = -(-nd // 4)
-    lead = nd - 4 * (groups - 1)  # digits of the first group: 1 to 4
-    fields = [("hash", 1)]
-    fields += [("l1", 1), ("l2", 2)] if lead == 3 else [("lead", lead)]
-    fields += [(f"g{i}", 4) for i in range(1, groups)]
-    fields += [(f"t{i}", size) for i, (size, _) in enumerate(tails)]
-    offsets = np.cumsum([0] + [size for _, size in fields])
-    rec = np.empty(t.size, dtype=np.dtype({
-        "names": [name for name, _ in fields], "formats": [_UINT[size] for _, size in fields],
-        "offsets": offsets[:-1].tolist(), "itemsize": int(offsets[-1])}))
-    rec["hash"] = ord("#")
-    rest = t
-    for i in range(groups - 1, 0, -1):
-        q = rest // 10_000
-        rec[f"g{i}"] = _LUT4_WORD[rest - q * 10_000]
-        rest = q
-    if lead == 3:
-        q = rest // 100
-        rec["l1"] = _LUT_INT[1][q]
-        rec["l2"] = _LUT_INT[2][rest - q * 100]
-    else:
-        rec["lead"] = _LUT_INT[lead][rest]
-    for i, (_, values) in enumerate(tails):
-        rec[f"t{i}"] = values[code]
-    return rec.tobytes()
+    n = t.size
+    w = tails.shape[1]
+    rl = 1 + nd + w
+    out = np.empty(n * rl, dtype=np.uint8)
+    U = np.uint64  # unsigned indices: Numba adds no wraparound fix-up
+    for r in range(n):
+        base = r * rl
+        out[U(base)] = 35  # "#"
+        v = t[U(r)]
+        end = base + nd  # the last digit; four at a time from the table
+        while end - base >= 4:
+            q = v // 10_000
+            g = U(v - q * 10_000)
+            out[U(end - 3)] = lut4[g, 0]
+            out[U(end - 2)] = lut4[g, 1]
+            out[U(end - 1)] = lut4[g, 2]
+            out[U(end)] = lut4[g, 3]
+            v = q
+            end -= 4
+        while end > base:
+            q = v // 10
+            out[U(end)] = 48 + (v - q * 10)
+            v = q
+            end -= 1
+        c = U(code[U(r)])
+        o = base + 1 + nd
+        for x in range(w):
+            out[U(o + x)] = tails[c, U(x)]
+    return out
 
 
 def _render_bits(v: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -331,7 +318,7 @@ def render_body(body: Body, ids: np.ndarray, t_start: int | None = None) -> Iter
     tails[:, :3, 1] = _BIT_CHARS[None, :]
     tails[:, :, 2:2 + iw] = ids[:, None, :]
     tails[:, :, 2 + iw] = 10
-    tails = _int_parts(tails.reshape(-1, iw + 3))
+    tails = tails.reshape(-1, iw + 3)
 
     # Other changes go behind the scalar changes of their time: O row r
     # follows the first sb[r] scalar rows.
@@ -409,7 +396,7 @@ def render_body(body: Body, ids: np.ndarray, t_start: int | None = None) -> Iter
         nd = int(np.searchsorted(_POW10, tb[s0], side="right")) + 1
         for c0 in range(s0, e0, CHUNK_ROWS):
             c1 = min(c0 + CHUNK_ROWS, e0)
-            yield _fast_lines(tb[c0:c1], nd, cb[c0:c1], tails)
+            yield _fast_lines(tb[c0:c1], nd, cb[c0:c1], tails, _LUT4).tobytes()
         prev[0] = int(tb[e0 - 1])
         b_at, o_at = e0, o_end
     yield from general(b_at, nb, o_at, no)
