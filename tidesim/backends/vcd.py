@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._jit import njit
 from ..errors import ConfigError
 from ._vcdfmt import Body, id_codes, render_body
 
@@ -126,6 +127,32 @@ def _edge_times(trace, j: int, k: np.ndarray) -> np.ndarray:
         if b > a:
             out[a:b] = hi[s] + (lo[s] + (k[a:b] - sk[s]) * P[s])
     return out
+
+
+@njit
+def _clock_rows(E, scale, t0, high_at_start, first, last, var, v0):
+    """Ticks and codes of a clock's toggles, rows ``first:last``.
+
+    Row 0 is the window's start ``t0``, row ``2i + 1`` the fall halfway
+    between edges ``E[i]`` and ``E[i + 1]`` (s), row ``2i + 2`` the rise at
+    ``E[i + 1]``; a row's code is ``var << 2 | value``. Row 1 starts at ``t0``
+    too when the clock is low at the start (it then holds that value).
+    """
+    n = 2 * E.size - 2
+    T = np.empty(n, dtype=np.int64)
+    T[0] = t0
+    for i in range(E.size - 1):
+        T[2 * i + 1] = np.int64(np.rint(0.5 * (E[i] + E[i + 1]) * scale))
+        if i + 1 < E.size - 1:
+            T[2 * i + 2] = np.int64(np.rint(E[i + 1] * scale))
+    if not high_at_start:
+        T[1] = t0
+    C = np.empty(last - first, dtype=np.int64)
+    for x in range(last - first):
+        C[x] = (var << 2) | ((first + x) % 2 == 0)  # the rises: even rows
+    if first == 0:
+        C[0] = (var << 2) | v0
+    return T[first:last].copy(), C
 
 
 def _last_edge(trace, j: int, x: float) -> int:
@@ -286,26 +313,15 @@ class _Builder:
             k_lo = _last_edge(tr, j, self.a)  # E(k_lo) <= a < E(k_lo + 1)
             k_hi = _last_edge(tr, j, self.b)
             E = _edge_times(tr, j, np.arange(k_lo, k_hi + 2, dtype=np.int64))
-            mid = 0.5 * (E[:-1] + E[1:])  # mid[i]: the fall after E[i]
-            r = E.size - 2  # rises in the window: E[1] .. E[-2]
-            T = np.empty(2 * r + 2, dtype=np.int64)
-            T[0] = self.t0
-            T[1] = np.rint(mid[0] * self.scale)
-            T[2::2] = self.ticks(E[1:-1])
-            T[3::2] = self.ticks(mid[1:])
-            v0 = 0
-            if mid[0] > self.a:
-                v0 = 1  # high at a; falls at mid[0]
-                first = 1 if T[1] == T[0] else 0
+            mid0 = 0.5 * (E[0] + E[1])  # the fall after E[0]
+            if mid0 > self.a:
+                v0 = 1  # high at a; falls at mid0
+                first = 1 if int(np.rint(mid0 * self.scale)) == self.t0 else 0
             else:
-                first = 1  # low at a: the row for mid[0] holds the value at a
-                T[1] = self.t0
-            last = T.size - 1 if mid[-1] > self.b else T.size
-            T = T[first:last]
-            C = np.full(T.size, var << 2, dtype=np.int64)
-            C[first::2] |= 1  # the rises (and the start, fixed here)
-            if first == 0:
-                C[0] = (var << 2) | v0
+                v0 = 0
+                first = 1  # low at a: the row for mid0 holds the value at a
+            last = 2 * E.size - 3 if 0.5 * (E[-2] + E[-1]) > self.b else 2 * E.size - 2
+            T, C = _clock_rows(E, self.scale, self.t0, mid0 > self.a, first, last, var, v0)
             if T.size and int(T[-1]) < 1 << (62 - shift):
                 T <<= shift
                 T |= C
