@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from tidesim.controllers import PI
+from tidesim.controllers import PI, P
 from tidesim.models import Actuator, Adjustment, ElasticBuffer, Stability, System, Topology
 
 
@@ -101,6 +101,27 @@ def test_overflowing_runs_agree(depth):
     assert_same(ev, cy)
 
 
+@pytest.mark.parametrize("depth", [0, 8])
+def test_long_update_periods_agree(depth):
+    """A sample walks its links through several chunks of receiver edge times
+    (``WALK_CHUNK``), across faults, adjustments and segment changes."""
+    from tidesim.models._kernels import WALK_CHUNK
+
+    p = 2 * WALK_CHUNK + 1234
+    topo = Topology.complete(3, latency_s=2.2e-6)
+    buf = ElasticBuffer(depth=depth, arm="link_up",
+                        adjustments=(Adjustment(link=0, at_s=0.02, frames=3),
+                                     Adjustment(link=3, at_s=0.031, frames=-2)) if depth else ())
+    sys = System(topo, f_nom_hz=1e6, offsets_ppm=[1500, -1200, 300], update_period_ticks=p,
+                 controller=P(kp=2e-6), start_s=[0.0, 4e-3, 9e-3], buffer=buf)
+    ev = sys.run(until_s=0.06)
+    cy = sys.run(until_s=0.06, fidelity="cycle")
+    assert p > 2 * WALK_CHUNK and int(ev.n_samp.min()) >= 5
+    if depth:
+        assert {f.kind for f in ev.faults} == {"overflow", "underflow"}
+    assert_same(ev, cy)
+
+
 def test_same_inputs_bit_identical():
     topo = Topology.complete(4, latency_s=3e-8)
     sys = System(topo, offsets_ppm=[-40, 10, 25, 60], wander_ppb_per_sqrt_s=50.0, seed=7,
@@ -116,7 +137,7 @@ def test_same_inputs_bit_identical():
 _PURE_PYTHON_RUN = """
 import json, sys
 import numpy as np
-from tidesim.controllers import PI
+from tidesim.controllers import PI, P
 from tidesim.models import ElasticBuffer, System, Topology
 topo = Topology.complete(3, latency_s=2.5e-6)
 sys_ = System(topo, f_nom_hz=1e6, offsets_ppm=[300.0, -250.0, 40.0], update_period_ticks=200,
