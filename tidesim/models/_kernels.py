@@ -352,8 +352,8 @@ receiver then reads): 16 KiB of times, which stay in the L1 cache."""
 def _receiver_times(seg, seg_k, n_seg, j, ma, mb, tb):
     """Times (s) of the edges ``ma..mb`` of node ``j`` into ``tb[0 : mb - ma + 1]``.
 
-    The same expression as :func:`edge_time`, one segment's span at a time
-    (a loop the compiler vectorizes).
+    The same expression as :func:`edge_time`, in one plain loop per
+    segment's span.
     """
     last = n_seg[j] - 1
     s = owner_segment(seg_k, n_seg, j, ma, last)
