@@ -130,13 +130,15 @@ def _edge_times(trace, j: int, k: np.ndarray) -> np.ndarray:
 
 
 @njit
-def _clock_rows(E, scale, t0, high_at_start, first, last, var, v0):
-    """Ticks and codes of a clock's toggles, rows ``first:last``.
+def _clock_rows(E, scale, t0, a, b, var):
+    """Ticks and codes of a clock's toggles in the window ``[a, b]`` (s).
 
-    Row 0 is the window's start ``t0``, row ``2i + 1`` the fall halfway
-    between edges ``E[i]`` and ``E[i + 1]`` (s), row ``2i + 2`` the rise at
-    ``E[i + 1]``; a row's code is ``var << 2 | value``. Row 1 starts at ``t0``
-    too when the clock is low at the start (it then holds that value).
+    ``E`` holds the edge times (s) from the last edge at or before ``a`` to
+    the first after ``b``. Row 0 is the window's start ``t0``, row ``2i + 1``
+    the fall halfway between edges ``E[i]`` and ``E[i + 1]``, row ``2i + 2``
+    the rise at ``E[i + 1]``; a row's code is ``var << 2 | value``. A clock
+    low at ``a`` starts with the row of the first fall, moved to ``t0``; a
+    fall at ``t0`` replaces row 0, and a fall after ``b`` is dropped.
     """
     n = 2 * E.size - 2
     T = np.empty(n, dtype=np.int64)
@@ -145,13 +147,16 @@ def _clock_rows(E, scale, t0, high_at_start, first, last, var, v0):
         T[2 * i + 1] = np.int64(np.rint(0.5 * (E[i] + E[i + 1]) * scale))
         if i + 1 < E.size - 1:
             T[2 * i + 2] = np.int64(np.rint(E[i + 1] * scale))
-    if not high_at_start:
+    high = 0.5 * (E[0] + E[1]) > a  # high at a: it falls at the first mid-point
+    if not high:
         T[1] = t0
+    first = 1 if not high or T[1] == t0 else 0
+    last = n - 1 if 0.5 * (E[-2] + E[-1]) > b else n
     C = np.empty(last - first, dtype=np.int64)
     for x in range(last - first):
         C[x] = (var << 2) | ((first + x) % 2 == 0)  # the rises: even rows
     if first == 0:
-        C[0] = (var << 2) | v0
+        C[0] = (var << 2) | 1  # row 0 at t0, high
     return T[first:last].copy(), C
 
 
@@ -313,15 +318,7 @@ class _Builder:
             k_lo = _last_edge(tr, j, self.a)  # E(k_lo) <= a < E(k_lo + 1)
             k_hi = _last_edge(tr, j, self.b)
             E = _edge_times(tr, j, np.arange(k_lo, k_hi + 2, dtype=np.int64))
-            mid0 = 0.5 * (E[0] + E[1])  # the fall after E[0]
-            if mid0 > self.a:
-                v0 = 1  # high at a; falls at mid0
-                first = 1 if int(np.rint(mid0 * self.scale)) == self.t0 else 0
-            else:
-                v0 = 0
-                first = 1  # low at a: the row for mid0 holds the value at a
-            last = 2 * E.size - 3 if 0.5 * (E[-2] + E[-1]) > self.b else 2 * E.size - 2
-            T, C = _clock_rows(E, self.scale, self.t0, mid0 > self.a, first, last, var, v0)
+            T, C = _clock_rows(E, self.scale, self.t0, self.a, self.b, var)
             if T.size and int(T[-1]) < 1 << (62 - shift):
                 T <<= shift
                 T |= C
