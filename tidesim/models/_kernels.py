@@ -279,6 +279,37 @@ def _last_edge_fixup(seg, seg_k, n_seg, j, x, lat, s):
     return k, s
 
 
+@njit(inline="always")  # once per sample: no call, no reference counting
+def order_requeue(hk, hid, head, key, j):
+    """Move the head of a circular sample order to its new place; return the new head.
+
+    The order holds every node once: ``hk[r]`` its next time (s) and ``hid[r]``
+    the node, sorted by ``(time, node)`` from ``head`` round the circle. The
+    head's node ``j`` gets the new time ``key``: its slot becomes the tail and
+    later keys shift up into it. A node's next sample is one update period
+    on, after nearly every other node's, so it rarely moves (a heap would
+    take ``log2(n)`` unpredictable steps).
+
+    Args:
+        hk, hid: float64[n], int64[n] the order (updated in place).
+        head: index of the earliest entry, whose node is ``j``.
+        key: the node's next time (s).
+    """
+    n = hk.size
+    r = head
+    for _ in range(n - 1):
+        c = r - 1 if r > 0 else n - 1
+        if hk[c] > key or (hk[c] == key and hid[c] > j):
+            hk[r] = hk[c]
+            hid[r] = hid[c]
+            r = c
+        else:
+            break
+    hk[r] = key
+    hid[r] = j
+    return head + 1 if head + 1 < n else 0
+
+
 @njit(inline="always")  # called once per link and sample
 def stability_update(v, ref, since, t, margin):
     """One step of the stability detector for a link.
@@ -633,9 +664,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     wander = np.zeros(n)
     next_m = np.zeros(n, dtype=np.int64)
     # sample events: every node once, in a circular array sorted by (time,
-    # node) from `head`. A node's next sample is one update period on, which
-    # is after nearly every other node's, so re-inserting it at the tail
-    # rarely moves anything (a heap would take log2(n) unpredictable steps)
+    # node) from `head` (see order_requeue)
     hk = np.empty(n)
     hid = np.empty(n, dtype=np.int64)
     first_t = np.empty(n)
@@ -914,19 +943,7 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
         while sn > 0 and nm <= seg_k[j, sn]:
             sn -= 1
         key = seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (nm - seg_k[j, sn]) * seg[j, sn, SG_P])
-        # the head's slot becomes the tail: shift later keys up into it
-        r = head
-        for _ in range(n - 1):
-            c = r - 1 if r > 0 else n - 1
-            if hk[c] > key or (hk[c] == key and hid[c] > j):
-                hk[r] = hk[c]
-                hid[r] = hid[c]
-                r = c
-            else:
-                break
-        hk[r] = key
-        hid[r] = j
-        head = head + 1 if head + 1 < n else 0
+        head = order_requeue(hk, hid, head, key, j)
     return status
 
 

@@ -226,6 +226,29 @@ class System:
         return _run(self, until, fidelity, bool(stop_on_fault), bool(record_controller_state))
 
 
+def _zero_tails(n_seg, ns, seg_arrays, n_samp, node_arrays, in_off, in_idx, link_arrays) -> None:
+    """Zero what the core did not write: every array then reads as if it had
+    been allocated with zeros.
+
+    Args:
+        n_seg, ns: int64[n] segments per node, and how many the trace shows.
+        seg_arrays: arrays indexed ``[node, segment, ...]``.
+        n_samp: int64[n] samples per node.
+        node_arrays: arrays indexed ``[node, sample, ...]``.
+        in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
+        link_arrays: arrays indexed ``[sample, link]`` (a link's samples are
+            its receiver's).
+    """
+    for j in range(n_seg.size):
+        for a in seg_arrays:
+            a[j, n_seg[j]:ns] = 0
+        for a in node_arrays:
+            a[j, n_samp[j]:] = 0
+        incoming = in_idx[in_off[j]:in_off[j + 1]]
+        for a in link_arrays:
+            a[n_samp[j]:, incoming] = 0
+
+
 def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
          record_state: bool) -> Trace:
     from . import _kernels as K  # compiled (or loaded from cache) on first use
@@ -240,22 +263,26 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
     cap_s = cap_q + 2
 
     eps0 = sys.offsets_ppm * 1e-6
-    # a segment's floats share a row (hi, lo, P, rel: K.SG_*)
-    seg = np.zeros((n, cap_s, K.N_SG))
-    seg_k = np.zeros((n, cap_s), dtype=np.int64)
+    # The per-segment and per-sample arrays are left uninitialised: the core
+    # writes every row it counts, and _zero_tails clears the rest afterwards,
+    # so a sweep worker reusing freed heap does not clear them twice.
+    # A segment's floats share a row (hi, lo, P, rel: K.SG_*).
+    seg = np.empty((n, cap_s, K.N_SG))
+    seg_k = np.empty((n, cap_s), dtype=np.int64)
     # segment 0 is anchored at the first edge at or after t = 0
     k_a = np.where(sys.theta0 > 0.0, 1, 0).astype(np.int64)
     P0 = 1.0 / (f0 * (1.0 + eps0))
     seg[:, 0, K.SG_P] = P0
     seg[:, 0, K.SG_HI] = (k_a - sys.theta0) * P0
+    seg[:, 0, K.SG_LO] = 0.0
     seg_k[:, 0] = k_a
     seg[:, 0, K.SG_REL] = eps0
     n_seg = np.ones(n, dtype=np.int64)
 
-    samp_m = np.zeros((n, cap_q), dtype=np.int64)
-    samp_t = np.zeros((n, cap_q))
-    samp_c = np.zeros((n, cap_q))
-    samp_des = np.zeros((n, cap_q))
+    samp_m = np.empty((n, cap_q), dtype=np.int64)
+    samp_t = np.empty((n, cap_q))
+    samp_c = np.empty((n, cap_q))
+    samp_des = np.empty((n, cap_q))
     n_samp = np.zeros(n, dtype=np.int64)
 
     ctl = sys.controller
@@ -305,11 +332,11 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
     lf = np.full((n_links, K.N_LF), np.nan)
     ring = np.zeros((n_links, max(depth, 1) if fidelity == "cycle" else 1), dtype=np.int64)
     # sample-major: one node's sample writes its incoming links side by side
-    rec_cnt = np.zeros((cap_q, n_links), dtype=np.int32)
-    rec_ddc = np.zeros((cap_q, n_links), dtype=np.int32)
-    rec_flags = np.zeros((cap_q, n_links), dtype=np.int8)
+    rec_cnt = np.empty((cap_q, n_links), dtype=np.int32)
+    rec_ddc = np.empty((cap_q, n_links), dtype=np.int32)
+    rec_flags = np.empty((cap_q, n_links), dtype=np.int8)
     w = cstate.shape[1]
-    rec_state = np.zeros((n, cap_q if record_state else 0, w))
+    rec_state = np.empty((n, cap_q if record_state else 0, w))
     adjs = buf.adjustments
     adj_link = np.array([a.link for a in adjs], dtype=np.int64)
     adj_t = np.array([a.at_s for a in adjs], dtype=np.float64)
@@ -330,6 +357,8 @@ def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,
     # the trace cuts the segments to those used and shows each field as a
     # [node, segment] view
     ns = max(int(n_seg.max()), 1)
+    _zero_tails(n_seg, ns, (seg, seg_k), n_samp, (samp_m, samp_t, samp_c, samp_des, rec_state),
+                in_off, in_idx, (rec_cnt, rec_ddc, rec_flags))
     end = until
     if status in (K.ST_FAULT_STOP, K.ST_RANGE, K.ST_SEG_FULL, K.ST_SAMP_FULL):
         end = float(detail[1])

@@ -50,19 +50,36 @@ def settle_time_s(trace) -> float | None:
     (count within ±margin of a reference for a window). Links that never came
     up do not count.
     """
+    from ..models._kernels import FLAG_STABLE
+
+    dst = np.ascontiguousarray(trace.links[:, 1])
+    first = np.empty(dst.size, dtype=np.int64)
+    _stable_from(_time_major(trace.flags), dst, trace.n_samp, FLAG_STABLE, first)
     settle = 0.0
-    for l in range(trace.links.shape[0]):
-        j = int(trace.links[l, 1])
+    for l in range(dst.size):
+        j = int(dst[l])
         q = int(trace.n_samp[j])
         if q == 0 or not trace.link_up[l]:
             continue
-        st = trace.stable[l, :q]
-        if st[-1] == 0:
+        if first[l] == q:
             return None
-        bad = np.flatnonzero(st == 0)
-        first = 0 if bad.size == 0 else int(bad[-1]) + 1
-        settle = max(settle, float(trace.samp_t[j, first]))
+        settle = max(settle, float(trace.samp_t[j, first[l]]))
     return settle
+
+
+@njit
+def _stable_from(flags, dst, n_samp, bit, first):
+    """``first[l]``: the sample after the last one where link ``l`` lacks ``bit``.
+
+    ``flags[sample, link]`` are the recorded detector flags; ``first[l]`` is 0
+    when the link has the bit at every sample, ``n_samp[dst[l]]`` when it
+    lacks it at its last one.
+    """
+    for l in range(dst.size):
+        k = n_samp[dst[l]] - 1
+        while k >= 0 and flags[k, l] & bit != 0:
+            k -= 1
+        first[l] = k + 1
 
 
 # --------------------------------------------------------------------- frequencies
