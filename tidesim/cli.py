@@ -266,11 +266,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             client, cluster = _dask_client(args.scheduler, args.dask_local)
             executor = client.get_executor()
             workers = max(1, sum(client.nthreads().values()))
-            from .studies.sweep import _warm, _worker_setup
+            from .studies.sweep import prepare_dask_workers
 
-            # import tidesim and load the kernels once per worker; the workers
-            # of a cluster started here are ours, so their heap is tuned too
-            client.run(_worker_setup if cluster is not None else _warm)
+            prepare_dask_workers(client, own_cluster=cluster is not None)
         result = run_sweep(sweep, args.out, executor=executor, workers=workers,
                            chunk_size=args.chunk)
     finally:

@@ -76,6 +76,7 @@ __all__ = [
     "SweepIncomplete",
     "SweepResult",
     "load_sweep",
+    "prepare_dask_workers",
     "run_seed",
     "run_sweep",
     "to_table",
@@ -555,6 +556,22 @@ def _worker_setup() -> None:
     """Prepare a dedicated worker process (a local Dask worker): heap reuse, warm kernels."""
     _keep_heap()
     _warm()
+
+
+def prepare_dask_workers(client, *, own_cluster: bool = False) -> None:
+    """Warm every worker of a Dask client before a sweep runs on it.
+
+    Each worker imports tidesim and loads the compiled kernels once (from the
+    Numba cache), so no run pays for it. On the workers of a cluster the
+    caller started itself (``own_cluster``), glibc is also told to keep freed
+    memory for the next run's trace; workers shared with others are left as
+    they are.
+
+    Args:
+        client: a ``distributed.Client``.
+        own_cluster: True for a cluster this process started (``LocalCluster``).
+    """
+    client.run(_worker_setup if own_cluster else _warm)
 
 
 def _worker_init() -> None:
