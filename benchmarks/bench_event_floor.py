@@ -18,8 +18,17 @@ pointer and no fidelity or link-up switches: it is a lower bound on the work,
 not a model (its counts differ from the core's in the last bits of phase).
 Its arrays are allocated once and reused.
 
-Reported: node-updates per second of the floor and of the core, measured in
-alternation in one process (the machine's speed drifts; the ratio does not),
+Below the floor, ``bound_kernel`` keeps only the arithmetic of a node-update:
+for each incoming link one multiply-subtract of the sender's current phase,
+its ``floor`` and the count; the pump, the quantizer and the node's new rate
+and next sample time. Nodes take their turns round-robin; nothing is
+recorded, no segment is kept, nothing is exact. No event kernel that samples
+every link of the rig can do less, so its rate is an upper bound on any
+kernel's node-updates per second on this machine.
+
+Reported: node-updates per second of the bound, the floor and the core,
+measured in alternation in one process (the machine's speed drifts; the
+ratio does not),
 and the floor's time per 10 s run when two kernels run at once on the two
 CPUs, which bounds the kernel part of the 1000-run sweep of
 ``bench_sweep.py`` from below.
@@ -121,6 +130,46 @@ def floor_kernel(until, f0, p, kp, qstep, margin, window, eps0, theta0, in_off, 
     return updates
 
 
+@njit(nogil=True)
+def bound_kernel(n_updates, f0, p, kp, qstep, eps0, in_off, in_src, in_lat):
+    """``n_updates`` node-updates of the bare arithmetic; returns the summed counts.
+
+    Args:
+        eps0: float64[n] relative offset of each node.
+        in_off, in_src, in_lat: int64[n+1], int64[E], float64[E] incoming
+            links of each node (CSR): sender and latency (s).
+    """
+    n = eps0.size
+    t_a = np.zeros(n)  # current segment: anchor time (s), edge, frequency (Hz)
+    k_a = np.zeros(n, dtype=np.int64)
+    f = np.empty(n)
+    for j in range(n):
+        f[j] = f0 * (1.0 + eps0[j])
+    t_next = np.zeros(n)
+    m = np.zeros(n, dtype=np.int64)
+    zq = np.zeros(n, dtype=np.int64)
+    total = 0
+    j = 0
+    for _ in range(n_updates):
+        t = t_next[j]
+        r_sum = 0
+        for e in range(in_off[j], in_off[j + 1]):
+            i = in_src[e]
+            a = k_a[i] + np.int64(math.floor((t - in_lat[e] - t_a[i]) * f[i]))
+            r_sum += a - m[j]
+        des = kp * r_sum
+        cur = zq[j] * qstep
+        zq[j] += np.int64(des > cur + 0.5 * qstep) - np.int64(des < cur - 0.5 * qstep)
+        t_a[j] = t
+        k_a[j] = m[j]
+        f[j] = f0 * (1.0 + eps0[j] + zq[j] * qstep)
+        m[j] += p
+        t_next[j] = t + p / f[j]
+        total += r_sum
+        j = j + 1 if j + 1 < n else 0
+    return total
+
+
 class Floor:
     """The stripped kernel's inputs and reusable arrays for one rig system."""
 
@@ -137,6 +186,11 @@ class Floor:
                     np.zeros((n, cap)), np.zeros((n, cap)))
         self.rec = (np.zeros((cap, links.shape[0]), dtype=np.int32),
                     np.zeros((cap, links.shape[0]), dtype=np.int8))
+
+    def bound(self, n_updates: int) -> int:
+        s = self.system
+        return bound_kernel(n_updates, s.f_nom_hz, s.update_period_ticks, 1e-8, 1e-8,
+                            s.offsets_ppm * 1e-6, self.in_off, self.in_src, self.in_lat)
 
     def run(self, until_s: float) -> int:
         s = self.system
@@ -156,24 +210,30 @@ def main() -> None:
     system = rig_system()
     floors = [Floor(system), Floor(rig_system(seed=2))]
     floors[0].run(0.01)  # compile or load the cache
+    floors[0].bound(1000)
     system.run(until_s=0.01)
     updates = floors[0].run(SIM_S)
     core_updates = int(system.run(until_s=SIM_S).n_samp.sum())
-    t_floor, t_core, t_two = [], [], []
+    t_bound, t_floor, t_core, t_two = [], [], [], []
     with ThreadPoolExecutor(2) as pool:
         for _ in range(ROUNDS):
+            t_bound.append(timed(lambda: floors[0].bound(updates)))
             t_floor.append(timed(lambda: floors[0].run(SIM_S)))
             t_core.append(timed(lambda: system.run(until_s=SIM_S)))
             # two kernels at once (they release the GIL): one per CPU
             t_two.append(timed(lambda: list(pool.map(lambda f: f.run(SIM_S), floors))))
+    bound_s = min(t_bound)
     floor_s = min(t_floor)
     core_s = min(t_core)
     two_s = min(t_two)
     emit("event_floor_hitl8_10s", simulated_s=SIM_S, node_updates=updates,
+         bound_wall_s=bound_s, bound_node_updates_per_s=updates / bound_s,
+         bound_ns_per_node_update=bound_s / updates * 1e9,
          floor_wall_s=floor_s, floor_node_updates_per_s=updates / floor_s,
          floor_ns_per_node_update=floor_s / updates * 1e9,
          core_wall_s=core_s, core_node_updates_per_s=core_updates / core_s,
          core_over_floor=statistics.median(c / f for c, f in zip(t_core, t_floor, strict=True)),
+         floor_over_bound=statistics.median(f / b for f, b in zip(t_floor, t_bound, strict=True)),
          floor_two_at_once_s_per_run=two_s,
          sweep_1000_kernel_floor_s=1000 * two_s / 2,
          target_node_updates_per_s=1.5e7)

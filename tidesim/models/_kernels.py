@@ -948,13 +948,31 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
 
 
 @njit
-def segment_energy(seg_hi, seg_rel, n_seg, t_end):
-    """``sum_j ∫_0^t_end (f_j/f0 - 1)^2 dt`` from the frequency segments (s)."""
+def zero_link_tails(rec, n_samp, in_off, in_idx):
+    """Zero ``rec[q, l]`` from each link's first unwritten sample on.
+
+    Args:
+        rec: [Q, L] a per-sample link record (any dtype).
+        n_samp: int64[n] samples of each node (a link's are its receiver's).
+        in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
+    """
+    for j in range(n_samp.size):
+        for q in range(n_samp[j], rec.shape[0]):
+            for e in range(in_off[j], in_off[j + 1]):
+                rec[q, in_idx[e]] = 0
+
+
+@njit
+def segment_energy(seg_hi, seg_lo, seg_rel, n_seg, t_end):
+    """``sum_j ∫_0^t_end (f_j/f0 - 1)^2 dt`` from the frequency segments (s).
+
+    ``seg_hi + seg_lo`` is each segment's start time (s, ``[n, S]``).
+    """
     total = 0.0
     for j in range(n_seg.size):
         for s in range(n_seg[j]):
-            a = seg_hi[j, s] if s > 0 else 0.0
-            b = seg_hi[j, s + 1] if s + 1 < n_seg[j] else t_end
+            a = seg_hi[j, s] + seg_lo[j, s] if s > 0 else 0.0
+            b = seg_hi[j, s + 1] + seg_lo[j, s + 1] if s + 1 < n_seg[j] else t_end
             a = max(a, 0.0)
             b = min(b, t_end)
             if b > a:

@@ -239,14 +239,15 @@ def _zero_tails(n_seg, ns, seg_arrays, n_samp, node_arrays, in_off, in_idx, link
         link_arrays: arrays indexed ``[sample, link]`` (a link's samples are
             its receiver's).
     """
+    from ._kernels import zero_link_tails
+
     for j in range(n_seg.size):
         for a in seg_arrays:
             a[j, n_seg[j]:ns] = 0
         for a in node_arrays:
             a[j, n_samp[j]:] = 0
-        incoming = in_idx[in_off[j]:in_off[j + 1]]
-        for a in link_arrays:
-            a[n_samp[j]:, incoming] = 0
+    for a in link_arrays:
+        zero_link_tails(a, n_samp, in_off, in_idx)
 
 
 def _run(sys: System, until: float, fidelity: str, stop_on_fault: bool,

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .._jit import njit
-from ..models._kernels import segment_energy
+from ..models._kernels import order_requeue, segment_energy
 
 __all__ = [
     "energy",
@@ -40,7 +40,8 @@ __all__ = [
 
 def energy(trace) -> float:
     """``Σ_i ∫_0^T (f_i/f_nom - 1)^2 dt`` with t in seconds (Callisto's criterion)."""
-    return float(segment_energy(trace.seg_t, trace.seg_rel, trace.n_seg, trace.until_s))
+    return float(segment_energy(trace.seg_hi, trace.seg_lo, trace.seg_rel, trace.n_seg,
+                                trace.until_s))
 
 
 def settle_time_s(trace) -> float | None:
@@ -134,8 +135,10 @@ def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
     """``Σ_j ∫_0^t_end (rel_j - mean_k rel_k)² dt``: an n-way merge of the segment starts.
 
     Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
-    initial mean, updated per segment change, so one change costs O(1) plus
-    the search for the next one.
+    initial mean, updated per segment change. The next change comes from a
+    circular order of the nodes' next segment starts (the core's sample order,
+    :func:`~tidesim.models._kernels.order_requeue`): nodes change segment in
+    turn, so a change costs O(1).
     """
     n = n_seg.size
     ptr = np.ones(n, dtype=np.int64)
@@ -151,15 +154,17 @@ def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
         s1 += x
         s2 += x * x
         nxt[j] = seg_hi[j, 1] if n_seg[j] > 1 else np.inf
+    # sorted by (time, node): ties go to the lowest node, as a linear scan would
+    hid = np.argsort(nxt, kind="mergesort")
+    hk = np.empty(n)
+    for r in range(n):
+        hk[r] = nxt[hid[r]]
+    head = 0
     t_prev = 0.0
     total = 0.0
     while True:
-        jn = 0
-        t_next = nxt[0]
-        for j in range(1, n):
-            if nxt[j] < t_next:
-                t_next = nxt[j]
-                jn = j
+        jn = hid[head]
+        t_next = hk[head]
         if t_next > t_end:
             t_next = t_end
         if t_next > t_prev:
@@ -173,7 +178,8 @@ def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
         s1 += new - old
         s2 += new * new - old * old
         ptr[jn] = p + 1
-        nxt[jn] = seg_hi[jn, p + 1] if p + 1 < n_seg[jn] else np.inf
+        key = seg_hi[jn, p + 1] if p + 1 < n_seg[jn] else np.inf
+        head = order_requeue(hk, hid, head, key, jn)
     return total
 
 
@@ -228,16 +234,20 @@ def _max_abs(arr, dst, n_samp, out):
     """Largest ``|arr[k, l]|`` over each link's recorded samples (``arr[sample, link]``)."""
     n_links = arr.shape[1]
     q_end = np.empty(n_links, dtype=np.int64)
+    q_min = arr.shape[0]
     q_max = 0
     for l in range(n_links):
         q_end[l] = n_samp[dst[l]]
+        q_min = min(q_min, q_end[l])
         q_max = max(q_max, q_end[l])
-    for k in range(q_max):
+    # the samples every link has, with no test per entry (the loop vectorizes)
+    for k in range(q_min):
+        for l in range(n_links):
+            out[l] = max(out[l], abs(np.int64(arr[k, l])))
+    for k in range(q_min, q_max):
         for l in range(n_links):
             if k < q_end[l]:
-                v = abs(np.int64(arr[k, l]))
-                if v > out[l]:
-                    out[l] = v
+                out[l] = max(out[l], abs(np.int64(arr[k, l])))
 
 
 def link_stability(trace) -> dict[str, np.ndarray]:
