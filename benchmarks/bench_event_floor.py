@@ -22,15 +22,14 @@ Below the floor, ``bound_kernel`` keeps only the arithmetic of a node-update:
 for each incoming link one multiply-subtract of the sender's current phase,
 its ``floor`` and the count; the pump, the quantizer and the node's new rate
 and next sample time. Nodes take their turns round-robin; nothing is
-recorded, no segment is kept, nothing is exact. No event kernel that samples
-every link of the rig can do less, so its rate is an upper bound on any
-kernel's node-updates per second on this machine.
+recorded, no segment is kept, nothing is exact. An event kernel that samples
+every link of the rig does all of this and more, so the bound shows how much
+of a node-update's time the arithmetic alone takes.
 
 Reported: node-updates per second of the bound, the floor and the core,
 measured in alternation in one process (the machine's speed drifts; the
-ratio does not),
-and the floor's time per 10 s run when two kernels run at once on the two
-CPUs, which bounds the kernel part of the 1000-run sweep of
+ratios do not), and the floor's time per 10 s run when two kernels run at
+once on the two CPUs, which bounds the kernel part of the 1000-run sweep of
 ``bench_sweep.py`` from below.
 """
 
