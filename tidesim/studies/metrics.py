@@ -137,8 +137,8 @@ def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
     Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
     initial mean, updated per segment change. The next change comes from a
     circular order of the nodes' next segment starts (the core's sample order,
-    :func:`~tidesim.models._kernels.order_requeue`): nodes change segment in
-    turn, so a change costs O(1).
+    :func:`~tidesim.models._kernels.order_requeue`): nodes mostly change
+    segment in turn, so a change rarely moves more than one entry.
     """
     n = n_seg.size
     ptr = np.ones(n, dtype=np.int64)
@@ -240,7 +240,7 @@ def _max_abs(arr, dst, n_samp, out):
         q_end[l] = n_samp[dst[l]]
         q_min = min(q_min, q_end[l])
         q_max = max(q_max, q_end[l])
-    # the samples every link has, with no test per entry (the loop vectorizes)
+    # the samples every link has, with no test per entry
     for k in range(q_min):
         for l in range(n_links):
             out[l] = max(out[l], abs(np.int64(arr[k, l])))
