@@ -276,6 +276,21 @@ def test_energy_spread_of_free_running_clocks():
     assert trace.energy == pytest.approx(np.sum(u**2) * 2.0, rel=1e-12)
 
 
+@pytest.mark.parametrize("preset", ["hitl8", "hitl-hourglass3"])
+def test_energy_spread_matches_a_brute_force_merge(preset):
+    # hitl-hourglass3's equal nodes change frequency at the same instants: ties
+    _, trace = simulate({"preset": preset, "run": {"until_s": 3.0}})
+    n, end = trace.n_nodes, float(trace.until_s)
+    starts = [trace.seg_hi[j, 1:trace.n_seg[j]] for j in range(n)]
+    cuts = np.unique(np.concatenate([[0.0, end], *starts]))
+    cuts = cuts[(cuts >= 0.0) & (cuts <= end)]
+    assert cuts.size > 1000  # many changes to merge
+    rel = np.stack([trace.seg_rel[j, np.searchsorted(starts[j], cuts[:-1], side="right")]
+                    for j in range(n)])
+    brute = float(np.sum(((rel - rel.mean(axis=0)) ** 2).sum(axis=0) * np.diff(cuts)))
+    assert M.energy_spread(trace) == pytest.approx(brute, rel=1e-9)
+
+
 def test_run_metrics_is_one_flat_row(callisto):
     row = M.run_metrics(callisto[1])
     for key, value in row.items():
