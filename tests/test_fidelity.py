@@ -9,21 +9,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
-from tidesim.controllers import PI, P
+from tidesim.controllers import PI, P, Pump
 from tidesim.models import Actuator, Adjustment, ElasticBuffer, Stability, System, Topology
 
 
-@st.composite
-def systems(draw):
-    n = draw(st.integers(2, 6))
-    # a random connected graph: a random spanning tree plus random extra edges
+def random_graph(draw, n: int, p_extra: float) -> tuple[nx.Graph, int]:
+    """A random connected graph on ``n`` nodes: a random spanning tree plus
+    each other edge with probability ``p_extra``; and the seed it came from."""
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     g = nx.random_labeled_tree(n, seed=seed) if n > 2 else nx.path_graph(2)
     for u in range(n):
         for v in range(u + 1, n):
-            if rng.random() < 0.3:
+            if rng.random() < p_extra:
                 g.add_edge(u, v)
+    return g, seed
+
+
+@st.composite
+def systems(draw):
+    n = draw(st.integers(2, 6))
+    g, seed = random_graph(draw, n, 0.3)
     f0 = 1e6
     lat_ticks = draw(st.sampled_from([0.0, 0.3, 1.0, 2.5, 17.0, 400.0]))
     topo = Topology.from_graph(g, latency_s={"distribution": "uniform", "low_s": 0.0,
@@ -86,6 +92,50 @@ def assert_same(a, b):
 def test_event_and_cycle_agree_exactly(system, until_s):
     ev = system.run(until_s=until_s, fidelity="event")
     cy = system.run(until_s=until_s, fidelity="cycle")
+    assert_same(ev, cy)
+
+
+@st.composite
+def rig_scale_systems(draw):
+    """Systems at the rig's scale: 125 MHz, updates every 2 500 or 25 000
+    ticks, the pump or PI through a 10 or 500 ppb FINC/FDEC actuator, offsets
+    up to ±200 ppm, wander, and buffers of the rig's sizes."""
+    n = draw(st.integers(2, 8))
+    g, seed = random_graph(draw, n, 0.5)
+    lat = draw(st.sampled_from([0.0, 1e-8, 3.3e-8, 1e-6]))
+    topo = Topology.from_graph(g, latency_s={"distribution": "uniform", "low_s": 0.0,
+                                             "high_s": lat} if lat else 0.0, seed=seed % 1000)
+    depth = draw(st.sampled_from([0, 8, 32]))
+    p_ticks = draw(st.sampled_from([2500, 25_000]))
+    adjustments = ()
+    if depth and draw(st.booleans()):
+        adjustments = tuple(
+            Adjustment(link=draw(st.integers(0, topo.links.shape[0] - 1)),
+                       at_s=draw(st.floats(0, 4e-3)), frames=draw(st.integers(-5, 5)))
+            for _ in range(2))
+    buffer = ElasticBuffer(depth=depth, arm=draw(st.sampled_from(["link_up", "stable"])),
+                           auto_centre=draw(st.sampled_from([None, 2])) if depth else None,
+                           adjustments=adjustments)
+    return System(
+        topo, f_nom_hz=125e6, offsets_ppm=[draw(st.floats(-200, 200)) for _ in range(n)],
+        theta0=[draw(st.floats(0, 0.999)) for _ in range(n)],
+        start_s=[draw(st.sampled_from([0.0, 0.0, 1e-3])) for _ in range(n)],
+        controller=draw(st.sampled_from([Pump(kp=1e-8), Pump(kp=1e-7, target=1e-6),
+                                         PI(kp=1e-7, ki=1e-12)])),
+        update_period_ticks=p_ticks, control_delay_ticks=draw(st.integers(0, p_ticks - 1)),
+        actuator=Actuator("quantized", step_ppb=draw(st.sampled_from([10.0, 500.0]))),
+        buffer=buffer, measure=draw(st.sampled_from(["buffer", "ddc"])),
+        stability=Stability(margin=4, window_s=1e-3),
+        wander_ppb_per_sqrt_s=draw(st.sampled_from([0.0, 1e3])), seed=draw(st.integers(0, 99)),
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=True)
+@given(rig_scale_systems())
+def test_rig_scale_systems_agree_exactly(system):
+    ev = system.run(until_s=0.005, fidelity="event")
+    cy = system.run(until_s=0.005, fidelity="cycle")
     assert_same(ev, cy)
 
 
