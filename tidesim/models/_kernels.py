@@ -279,6 +279,24 @@ def _last_edge_fixup(seg, seg_k, n_seg, j, x, lat, s):
     return k, s
 
 
+@njit
+def order_start(keys):
+    """A circular order of ``keys`` for :func:`order_requeue`, its head at 0.
+
+    Args:
+        keys: float64[n] each node's first time (s).
+
+    Returns:
+        ``(hk, hid)``: float64[n], int64[n] the times and nodes sorted by
+        ``(time, node)``.
+    """
+    hid = np.argsort(keys, kind="mergesort")  # stable: ties go to the lower node
+    hk = np.empty(keys.size)
+    for r in range(keys.size):
+        hk[r] = keys[hid[r]]
+    return hk, hid
+
+
 @njit(inline="always")  # once per sample: no call, no reference counting
 def order_requeue(hk, hid, head, key, j):
     """Move the head of a circular sample order to its new place; return the new head.
@@ -665,16 +683,11 @@ def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
     next_m = np.zeros(n, dtype=np.int64)
     # sample events: every node once, in a circular array sorted by (time,
     # node) from `head` (see order_requeue)
-    hk = np.empty(n)
-    hid = np.empty(n, dtype=np.int64)
     first_t = np.empty(n)
     for j in range(n):
         next_m[j] = seg_k[j, 0]
         first_t[j] = seg[j, 0, SG_HI] + seg[j, 0, SG_LO]
-    order = np.argsort(first_t, kind="mergesort")
-    for r in range(n):
-        hid[r] = order[r]
-        hk[r] = first_t[order[r]]
+    hk, hid = order_start(first_t)
     head = 0
     status = ST_OK
     faults_seen = 0

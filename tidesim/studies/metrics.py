@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .._jit import njit
-from ..models._kernels import order_requeue, segment_energy
+from ..models._kernels import order_requeue, order_start, segment_energy
 
 __all__ = [
     "energy",
@@ -155,10 +155,7 @@ def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
         s2 += x * x
         nxt[j] = seg_hi[j, 1] if n_seg[j] > 1 else np.inf
     # sorted by (time, node): ties go to the lowest node, as a linear scan would
-    hid = np.argsort(nxt, kind="mergesort")
-    hk = np.empty(n)
-    for r in range(n):
-        hk[r] = nxt[hid[r]]
+    hk, hid = order_start(nxt)
     head = 0
     t_prev = 0.0
     total = 0.0
