@@ -158,7 +158,7 @@ def test_plugin_does_not_recompile_the_core():
         until_s=1e-3)
     make_system().run(until_s=1e-3, fidelity="cycle")
     # one compiled core serves every controller (function pointer, fixed signature)
-    assert len(K.simulate.signatures) == 1
+    assert len(K.advance.signatures) == 1
 
 
 @pytest.mark.parametrize("step", [3, "deadband_p", None, 1.5e-7, [deadband_p]])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_array_equal
 
 from tidesim.controllers import PI, P, Pump
 from tidesim.models import Actuator, Adjustment, ElasticBuffer, Stability, System, Topology
+from tidesim.testing import assert_same_run
 
 
 def random_graph(draw, n: int, p_extra: float) -> tuple[nx.Graph, int]:
@@ -72,27 +72,13 @@ def systems(draw):
     )
 
 
-def assert_same(a, b):
-    for name in ("counts", "ddc", "stable", "samp_t", "samp_m", "samp_c", "seg_t", "seg_k",
-                 "seg_rel", "n_seg", "n_samp"):
-        assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    assert_array_equal(a.ugn, b.ugn)
-    assert a.faults == b.faults
-    # the final buffer state, link by link
-    from tidesim.models import _kernels as K
-
-    for col in (K.LS_OCC, K.LS_ARRK, K.LS_ADVM, K.LS_OVF_N, K.LS_UNF_N, K.LS_ARMED,
-                K.LS_PEND, K.LS_BASE):
-        assert_array_equal(a.link_state[:, col], b.link_state[:, col], err_msg=str(col))
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           derandomize=True)
 @given(systems(), st.sampled_from([0.004, 0.01]))
 def test_event_and_cycle_agree_exactly(system, until_s):
     ev = system.run(until_s=until_s, fidelity="event")
     cy = system.run(until_s=until_s, fidelity="cycle")
-    assert_same(ev, cy)
+    assert_same_run(ev, cy)
 
 
 @st.composite
@@ -136,7 +122,7 @@ def rig_scale_systems(draw):
 def test_rig_scale_systems_agree_exactly(system):
     ev = system.run(until_s=0.005, fidelity="event")
     cy = system.run(until_s=0.005, fidelity="cycle")
-    assert_same(ev, cy)
+    assert_same_run(ev, cy)
 
 
 @pytest.mark.parametrize("depth", [4, 32])
@@ -148,7 +134,7 @@ def test_overflowing_runs_agree(depth):
     cy = sys.run(until_s=0.01, fidelity="cycle")
     kinds = {f.kind for f in ev.faults}
     assert kinds == {"overflow", "underflow"}
-    assert_same(ev, cy)
+    assert_same_run(ev, cy)
 
 
 @pytest.mark.parametrize("depth", [0, 8])
@@ -169,7 +155,7 @@ def test_long_update_periods_agree(depth):
     assert p > 2 * WALK_CHUNK and int(ev.n_samp.min()) >= 5
     if depth:
         assert {f.kind for f in ev.faults} == {"overflow", "underflow"}
-    assert_same(ev, cy)
+    assert_same_run(ev, cy)
 
 
 def test_same_inputs_bit_identical():
@@ -178,7 +164,7 @@ def test_same_inputs_bit_identical():
                  controller=PI(kp=1e-6), buffer=ElasticBuffer(depth=0))
     a = sys.run(until_s=0.02)
     b = sys.run(until_s=0.02)
-    assert_same(a, b)
+    assert_same_run(a, b)
     c = System(topo, offsets_ppm=[-40, 10, 25, 60], wander_ppb_per_sqrt_s=50.0, seed=8,
                controller=PI(kp=1e-6), buffer=ElasticBuffer(depth=0)).run(until_s=0.02)
     assert not np.array_equal(a.seg_rel, c.seg_rel)

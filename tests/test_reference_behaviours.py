@@ -34,7 +34,7 @@ from tidesim.models import (
     System,
     Topology,
 )
-from tidesim.models import _kernels as K
+from tidesim.testing import assert_same_run
 
 FIDELITIES = ["event", "cycle"]
 
@@ -79,22 +79,6 @@ def two_nodes(offsets_ppm=(0.0, 0.0), **kwargs) -> System:
     latency_s = kwargs.pop("latency_s", 1e-8)
     return System(Topology.line(2, latency_s=latency_s), offsets_ppm=list(offsets_ppm),
                   **kwargs)
-
-
-def assert_same_run(ev, cy) -> None:
-    """Everything docs/model.md promises to be identical in both fidelities."""
-    for name in ("counts", "ddc", "stable", "n_samp", "samp_t", "samp_m", "samp_c",
-                 "samp_des", "n_seg", "seg_hi", "seg_lo", "seg_k", "seg_P", "seg_rel",
-                 "controller_state"):
-        assert_array_equal(getattr(ev, name), getattr(cy, name), err_msg=name)
-    assert_array_equal(ev.ugn, cy.ugn)
-    assert_array_equal(ev.link_up, cy.link_up)
-    assert ev.faults == cy.faults
-    assert ev.status == cy.status
-    assert ev.until_s == cy.until_s
-    for col in (K.LS_OCC, K.LS_ARRK, K.LS_ADVM, K.LS_PEND, K.LS_ARMED, K.LS_ARM_M,
-                K.LS_OVF_N, K.LS_UNF_N, K.LS_OVF_M, K.LS_UNF_M):
-        assert_array_equal(ev.link_state[:, col], cy.link_state[:, col], err_msg=str(col))
 
 
 # --------------------------------------------------------------------------- β(0) = beta0
@@ -281,7 +265,7 @@ def test_faster_writer_overflows_slower_writer_underflows(fidelity, fast):
         a0, r0 = arrived(trace, link, 0.0), read(trace, link, 0.0)
         da = arrived(trace, link, until) - a0
         dr = read(trace, link, until) - r0
-        occ = int(trace.link_state[link, K.LS_OCC])
+        occ = int(trace.buffer_state()["occupancy"][link])
         lam0 = REF - a0 + r0
         if f.kind == "overflow":
             assert f.count == REF + da - dr - occ
@@ -347,20 +331,20 @@ def test_adjustment_edge_by_edge(frames):
     for j in range(abs(frames) + 4):
         until = base.edge_time(1, m_s + j)
         trace = system.run(until_s=until, fidelity="cycle")
-        ls = trace.link_state[link]
-        assert ls[K.LS_ADVM] == m_s + j
+        ls = trace.buffer_state()
+        assert ls["cycle"][link] == m_s + j
         done = min(j, abs(frames))  # adjustment frames applied so far
         if frames > 0:
             # the reads after the issuing sample are suppressed: the buffer
             # fills by one per cycle and the last frame read stays the same
-            assert ls[K.LS_OCC] == occ0 + done, j
+            assert ls["occupancy"][link] == occ0 + done, j
             expect_seq = m_s - lam0 if j <= frames else m_s + j - (lam0 + frames)
-            assert ls[K.LS_LASTSEQ] == expect_seq, j
+            assert ls["last_read_seq"][link] == expect_seq, j
         else:
             # writes are dropped, reads go on through the frames already there
-            assert ls[K.LS_OCC] == occ0 - done, j
-            assert ls[K.LS_LASTSEQ] == m_s + j - lam0, j
-        assert ls[K.LS_PEND] == (frames - done if frames > 0 else frames + done), j
+            assert ls["occupancy"][link] == occ0 - done, j
+            assert ls["last_read_seq"][link] == m_s + j - lam0, j
+        assert ls["pending"][link] == (frames - done if frames > 0 else frames + done), j
         assert trace.faults == []
 
 
@@ -402,7 +386,7 @@ def test_auto_centre_keeps_count_near_zero(fidelity, until_s):
         assert np.abs(free.link_counts(link)).max() > 3 * AUTO
         # λ has moved by what auto-centring applied (−count at each firing,
         # less what is still pending at the end)
-        applied = -int(c[fired].sum()) - int(trace.link_state[link, K.LS_PEND])
+        applied = -int(c[fired].sum()) - int(trace.buffer_state()["pending"][link])
         lam0 = REF - arrived(trace, link, 0.0) + read(trace, link, 0.0)
         assert trace.ugn[link] == lam0 + applied
 
@@ -437,10 +421,10 @@ def test_frame_sent_at_s_is_read_at_s_plus_ugn(name):
     for until in (7.7e-4, 2e-3):
         trace = system.run(until_s=until, fidelity="cycle")
         assert trace.faults == []
-        ls = trace.link_state
-        assert ls[:, K.LS_UP].all()
-        seq = ls[:, K.LS_LASTSEQ]
-        cycle = ls[:, K.LS_ADVM]
+        ls = trace.buffer_state()
+        assert trace.link_up.all()
+        seq = ls["last_read_seq"]
+        cycle = ls["cycle"]
         assert_array_equal(seq, cycle - trace.ugn, err_msg=f"{name} until={until}")
         # the receiver's last edge at or before `until`
         for link in range(len(trace.ugn)):
@@ -510,4 +494,4 @@ def test_event_and_cycle_agree_on_hand_picked_systems(name):
         assert ev.stopped_early == stop
     if name == "pi-arm-on-stable":
         assert ev.stable.any()
-        assert (ev.link_state[:, K.LS_ARMED] == 1).any()
+        assert ev.armed.any()

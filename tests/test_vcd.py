@@ -16,7 +16,6 @@ from tidesim.backends.vcd import gtkw_path, write_vcd
 from tidesim.controllers import PI
 from tidesim.errors import ConfigError
 from tidesim.models import Actuator, ElasticBuffer, Stability, System, Topology
-from tidesim.models import _kernels as K
 
 FS = 1e15  # ticks per second of the default time unit
 
@@ -229,7 +228,7 @@ def test_seq_read_is_the_frame_the_fifo_read(healthy, healthy_vcd):
             upto = system.run(until_s=t, fidelity="cycle")  # ends on this very sample
             for l, i in incoming(trace, j):
                 v = value_at(changes[f"tidesim.node_{j}.link_from_{i}.seq_read"], ticks(t))
-                assert v == upto.link_state[l, K.LS_LASTSEQ]
+                assert v == upto.buffer_state()["last_read_seq"][l]
                 assert v == trace.samp_m[j, q] - trace.ugn[l]
                 checked += 1
     assert checked == 18

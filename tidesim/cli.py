@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--until", type=float, metavar="SECONDS", help="simulated time (sets run.until_s)"
     )
     run.add_argument("--fidelity", choices=("event", "cycle"), help="sets run.fidelity")
+    run.add_argument("--record", metavar="full|summary|N",
+                     help="what the run keeps (sets run.record): every sample, the summary "
+                          "only, or every N-th sample (default: the summary, or full "
+                          "with --vcd or --plot)")
     run.add_argument("--seed", type=int, metavar="N", help="sets seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--vcd", metavar="OUT.vcd", help="write the run as a VCD (+ .gtkw beside it)")
@@ -216,11 +220,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _check_writable("run.plot", args.plot)
     if args.vcd is not None:
         _check_writable("run.vcd", args.vcd)
+    record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
     start = time.perf_counter()
     trace = system.run(
         run_cfg.until_s, until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity,
-        record_controller_state=args.vcd is not None,
+        record=record, record_controller_state=args.vcd is not None,
     )
     wall_s = time.perf_counter() - start
 
@@ -246,6 +251,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.plot is not None:
             print(f"\nplot: {summary['plot']}")
     return 0
+
+
+def _record(record, args: argparse.Namespace):
+    """What the run keeps: no more than its outputs need (a waveform or a plot
+    needs every sample and the segment history; the summary needs neither)."""
+    needs = "--vcd" if args.vcd is not None else "--plot" if args.plot is not None else None
+    if record is None:
+        return "full" if needs else "summary"
+    if needs and record not in ("full", 1):
+        raise ConfigError(needs, record, "needs run.record = 'full'")
+    return record
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -341,7 +357,7 @@ def _apply_overrides(cfg: dict, args: argparse.Namespace) -> None:
     """Write the command-line flags into the merged config (validated afterwards)."""
     if args.seed is not None:
         cfg["seed"] = args.seed
-    if args.until is None and args.fidelity is None:
+    if args.until is None and args.fidelity is None and getattr(args, "record", None) is None:
         return
     run = cfg.setdefault("run", {})
     if not isinstance(run, dict):
@@ -351,6 +367,9 @@ def _apply_overrides(cfg: dict, args: argparse.Namespace) -> None:
         run.pop("until_cycles", None)
     if args.fidelity is not None:
         run["fidelity"] = args.fidelity
+    if getattr(args, "record", None) is not None:
+        text = args.record
+        run["record"] = int(text) if text.isdigit() else text
 
 
 def _json_default(value: Any) -> Any:

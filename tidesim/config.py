@@ -80,7 +80,7 @@ _CONTROLLER_TABLE_KEYS = ("kind", *dict.fromkeys(
 _TOPOLOGY_SHAPE_KEYS = ("n", "k", "d", "rows", "cols", "dims", "depth", "branching", "m", "edges")
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "run": ("until_s", "until_cycles", "fidelity"),
+    "run": ("until_s", "until_cycles", "fidelity", "record"),
     "topology": ("kind", *_TOPOLOGY_SHAPE_KEYS, "latency_s"),
     "clock": (
         "f_nom_hz",
@@ -234,6 +234,9 @@ class RunConfig:
         until_s: simulated time in seconds, or ``None`` when ``until_cycles`` is set.
         until_cycles: simulated time in cycles of the nominal clock, or ``None``.
         fidelity: ``"event"`` or ``"cycle"``.
+        record: ``"full"``, ``"summary"``, every N-th sample, or ``None``:
+            what the caller needs (``tidesim run`` keeps a summary unless it
+            writes a waveform or a plot).
         topology: the built topology.
         topology_spec: the ``[topology]`` table as validated (for reports).
         f_nom_hz: nominal oscillator frequency (Hz).
@@ -268,6 +271,7 @@ class RunConfig:
     until_s: float | None
     until_cycles: int | None
     fidelity: str
+    record: str | int | None
     topology: Topology = field(repr=False)
     topology_spec: Mapping[str, Any]
     f_nom_hz: float
@@ -362,8 +366,8 @@ def _per_node(value: Any, name: str, n_nodes: int, check) -> PerNode:
 # ------------------------------------------------------------------------ sections
 
 
-def _run(t: dict) -> tuple[float | None, int | None, str]:
-    from .models.system import FIDELITIES
+def _run(t: dict) -> tuple[float | None, int | None, str, str | int | None]:
+    from .models.simulation import FIDELITIES, parse_record
 
     if "until_s" in t and "until_cycles" in t:
         raise ConfigError(
@@ -375,7 +379,10 @@ def _run(t: dict) -> tuple[float | None, int | None, str]:
     else:
         until_s = _number(t.get("until_s", DEFAULT_UNTIL_S), "run.until_s", lo=0, lo_open=True)
     fidelity = _choice(t.get("fidelity", "event"), "run.fidelity", FIDELITIES)
-    return until_s, until_cycles, fidelity
+    record = t.get("record")
+    if record is not None:
+        parse_record(record)
+    return until_s, until_cycles, fidelity, record
 
 
 def _topology_spec(t: dict) -> dict:
@@ -612,7 +619,7 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
         raise ConfigError("name", name, "must be a non-empty string")
     seed = _integer(top.get("seed", 0), "seed", lo=0)
 
-    until_s, until_cycles, fidelity = _run(sections["run"])
+    until_s, until_cycles, fidelity, record = _run(sections["run"])
 
     # Check every scalar before building anything.
     spec = _topology_spec(sections["topology"])
@@ -644,6 +651,7 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
         until_s=until_s,
         until_cycles=until_cycles,
         fidelity=fidelity,
+        record=record,
         topology=topology,
         topology_spec=spec,
         f_nom_hz=f_nom_hz,

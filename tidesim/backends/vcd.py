@@ -106,29 +106,6 @@ def _window(t: np.ndarray, v: np.ndarray, a: float, b: float, init,
     return v0, ok0, tw, vw, kw
 
 
-def _edge_times(trace, j: int, k: np.ndarray) -> np.ndarray:
-    """Times (s) of the edges ``k`` (sorted) of node ``j``, as the kernels compute them.
-
-    Segment ``s`` owns ``seg_k[s] < k <= seg_k[s + 1]`` (segment 0 also every
-    edge before its anchor) and ``E(k) = seg_hi + (seg_lo + (k - seg_k) * seg_P)``.
-    """
-    n = int(trace.n_seg[j])
-    sk = trace.seg_k[j, :n]
-    hi, lo, P = trace.seg_hi[j, :n], trace.seg_lo[j, :n], trace.seg_P[j, :n]
-    out = np.empty(k.size)
-    if k.size == 0:
-        return out
-    bounds = np.searchsorted(k, sk, side="right")  # edges <= each anchor
-    s_first = max(int(np.searchsorted(sk, k[0], side="left")) - 1, 0)
-    s_last = max(int(np.searchsorted(sk, k[-1], side="left")) - 1, 0)
-    for s in range(s_first, s_last + 1):
-        a = 0 if s == 0 else int(bounds[s])
-        b = k.size if s == n - 1 else int(bounds[s + 1])
-        if b > a:
-            out[a:b] = hi[s] + (lo[s] + (k[a:b] - sk[s]) * P[s])
-    return out
-
-
 @njit
 def _clock_rows(E, scale, t0, a, b, var):
     """Ticks and codes of a clock's toggles in the window ``[a, b]`` (s).
@@ -158,19 +135,6 @@ def _clock_rows(E, scale, t0, a, b, var):
     if first == 0:
         C[0] = (var << 2) | 1  # row 0 at t0, high
     return T[first:last].copy(), C
-
-
-def _last_edge(trace, j: int, x: float) -> int:
-    """The last edge ``k`` of node ``j`` with ``E(k) <= x``."""
-    n = int(trace.n_seg[j])
-    s = max(int(np.searchsorted(trace.seg_hi[j, :n], x, side="right")) - 1, 0)
-    k = int(trace.seg_k[j, s]) + math.floor(
-        (x - trace.seg_hi[j, s] - trace.seg_lo[j, s]) / trace.seg_P[j, s])
-    while trace.edge_time(j, k + 1) <= x:
-        k += 1
-    while trace.edge_time(j, k) > x:
-        k -= 1
-    return k
 
 
 def _check(trace, t_from_s, t_to_s, nodes, decimate, timescale):
@@ -315,9 +279,9 @@ class _Builder:
         shift = max(len(self.vars) * 4 - 1, 1).bit_length()
         for var, j in self.clocks:
             tr = self.trace
-            k_lo = _last_edge(tr, j, self.a)  # E(k_lo) <= a < E(k_lo + 1)
-            k_hi = _last_edge(tr, j, self.b)
-            E = _edge_times(tr, j, np.arange(k_lo, k_hi + 2, dtype=np.int64))
+            k_lo = tr.last_edge(j, self.a)  # E(k_lo) <= a < E(k_lo + 1)
+            k_hi = tr.last_edge(j, self.b)
+            E = tr.edge_times(j, np.arange(k_lo, k_hi + 2, dtype=np.int64))
             T, C = _clock_rows(E, self.scale, self.t0, self.a, self.b, var)
             if T.size and int(T[-1]) < 1 << (62 - shift):
                 T <<= shift
@@ -342,9 +306,8 @@ def _last_per_tick(times: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
-    from ..models import _kernels as K
-
+def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool, lam_all,
+                  first_fault) -> None:
     tr = bld.trace
     sysm = tr.system
     scope = (_TOP, f"node_{j}")
@@ -375,7 +338,7 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
     if sysm.actuator.kind == "quantized":
         # one-cycle pulses from the sample's edge m to edge m + 1
         d = np.diff(c, prepend=0.0)
-        t_next = _edge_times(tr, j, m + 1) if m.size else np.zeros(0)
+        t_next = tr.edge_times(j, m + 1) if m.size else np.zeros(0)
         for name, hit in (("finc", d > 0), ("fdec", d < 0)):
             T = np.empty(2 * int(hit.sum()))
             T[0::2], T[1::2] = ts[hit], t_next[hit]
@@ -388,39 +351,34 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
             bld.sampled(scope, f"ctl_state_{c}", "real", 64, "real_step", S,
                         tr.controller_states[j, q, c], float(sysm.controller.state[c]))
     in_off, _ = sysm.topology.incoming()
-    ref = sysm.buffer.reference_frames
-    ls, lf = tr.link_state, tr.link_fstate
     t_up_all = sysm.link_up_s
     links = np.arange(int(in_off[j]), int(in_off[j + 1]))
     cnt_all = tr.counts[links][:, q].astype(np.int64)
     ddc_all = tr.ddc[links][:, q].astype(np.int64)
     stable_all = tr.stable[links][:, q].astype(np.uint8)
     settled_all = tr.settled[links][:, q].astype(np.uint8)
+    lam_node = lam_all[links][:, q]
     for r, l in enumerate(links.tolist()):
         i = int(tr.links[l, 0])
-        ls_l = ls[l]
         lscope = (*scope, f"link_from_{i}")
-        came_up = bool(ls_l[K.LS_UP])
-        t_up = float(t_up_all[l])
-        up = (ts >= t_up) & came_up
-        bld.event(lscope, "up", t_up if came_up else None)
-        cnt, ddc = cnt_all[r], ddc_all[r]
-        bld.sampled(lscope, "count", "integer", 32, "step", S, cnt, 0)
-        bld.sampled(lscope, "ddc", "integer", 32, "signed", S, ddc, 0)
+        came_up = bool(tr.link_up[l])
+        bld.event(lscope, "up", float(t_up_all[l]) if came_up else None)
+        bld.sampled(lscope, "count", "integer", 32, "step", S, cnt_all[r], 0)
+        bld.sampled(lscope, "ddc", "integer", 32, "signed", S, ddc_all[r], 0)
         bld.sampled(lscope, "stable", "wire", 1, "bit", S, stable_all[r], 0)
         bld.sampled(lscope, "settled", "wire", 1, "bit", S, settled_all[r], 0)
-        bld.event(lscope, "overflow", float(lf[l, K.LF_OVF_T]) if ls_l[K.LS_OVF_N] else None)
-        bld.event(lscope, "underflow", float(lf[l, K.LF_UNF_T]) if ls_l[K.LS_UNF_N] else None)
-        # occupancy = count + ref and A - R = ddc + (A0 - R0), so at each
-        # sample λ = occupancy - A + R and the oldest frame in the FIFO
-        # follows frame A - occupancy = m - λ
-        lam = cnt + (ref - int(ls_l[K.LS_BASE])) - ddc
-        bld.sampled(lscope, "ugn", "integer", 64, "signed", S, lam, None, up)
+        ovf, unf = first_fault.get((l, "overflow")), first_fault.get((l, "underflow"))
+        bld.event(lscope, "overflow", ovf)
+        bld.event(lscope, "underflow", unf)
+        # λ once the buffer is armed; the oldest frame in the FIFO follows
+        # frame m - λ until the first overflow drops one
+        lam = lam_node[r]
+        armed = ~np.ma.getmaskarray(lam)
+        bld.sampled(lscope, "ugn", "integer", 64, "signed", S, lam.data, None, armed)
         if tr.fidelity == "cycle":
-            armed = up & bool(ls_l[K.LS_ARMED]) & (ts >= lf[l, K.LF_ARM_T])
-            if ls_l[K.LS_OVF_N] > 0:
-                armed &= ts < lf[l, K.LF_OVF_T]
-            bld.sampled(lscope, "seq_read", "integer", 64, "dec", S, m - lam, None, armed)
+            if ovf is not None:
+                armed = armed & (ts < ovf)
+            bld.sampled(lscope, "seq_read", "integer", 64, "dec", S, m - lam.data, None, armed)
 
 
 # ---------------------------------------------------------------------------- output
@@ -526,8 +484,10 @@ def write_vcd(trace, path: str | os.PathLike, *, t_from_s: float | None = None,
         clocks = trace.fidelity == "cycle" and edges <= CLOCK_EDGE_LIMIT
     path = Path(path)
     bld = _Builder(trace, a, b, TIMESCALES[timescale])
+    lam_all = trace.logical_latency()
+    first_fault = {(f.link, f.kind): f.time_s for f in trace.faults}
     for j in sel:
-        _node_signals(bld, j, decimate, bool(clocks))
+        _node_signals(bld, j, decimate, bool(clocks), lam_all, first_fault)
     bld.finish()
     ids = id_codes(len(bld.vars))
     t1 = int(np.rint(b * bld.scale))

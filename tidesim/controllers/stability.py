@@ -26,7 +26,7 @@ import numpy as np
 
 from .._jit import njit
 from ..errors import ConfigError
-from ..models._kernels import stability_update
+from ._detector import stability_update
 
 __all__ = ["stability"]
 

@@ -38,71 +38,82 @@ from numba import types
 
 from .._jit import borrowed, jit_signature, njit
 from ..controllers._contract import STEP_TYPE
-
-# ---- fields of a segment (``seg[node, segment, SG_*]``) ----
-SG_HI = 0  # anchor time, high part (s)
-SG_LO = 1  # anchor time, low part (s)
-SG_P = 2  # period (s)
-SG_REL = 3  # relative frequency f/f0 - 1
-N_SG = 4
-
-# ---- bits of the per-sample link flags (``rec_flags``) ----
-FLAG_STABLE = 1  # the stability detector reports the link stable
-FLAG_SETTLED = 2  # stable, and the detector's reference is within the margin of 0
-
-# ---- integer parameter slots (``ipar``) ----
-IP_P = 0  # update period, local ticks
-IP_D = 1  # control delay, local ticks
-IP_ACT = 2  # actuator kind: 0 continuous, 1 quantized
-IP_DEPTH = 3  # FIFO depth in frames; 0 = ideal counter
-IP_REF = 4  # reference occupancy in frames
-IP_ARM_STABLE = 5  # 1: arm buffers when the link is first stable
-IP_AUTO = 6  # auto-centre threshold, -1 = off
-IP_MEAS_DDC = 7  # 1: controllers measure domain difference counters
-IP_MARGIN = 8  # stability margin, frames
-IP_CYCLE = 9  # 1: cycle fidelity
-IP_STOP = 10  # 1: stop at the first sample that saw a fault
-IP_HAS_CTL = 11  # 0: free-running clocks
-N_IPAR = 12
-
-# ---- float parameter slots (``fpar``) ----
-FP_F0 = 0  # nominal frequency, Hz
-FP_UNTIL = 1  # end of the run, s
-FP_WANDER = 2  # random-walk wander, relative per sqrt(s)
-FP_STEP = 3  # quantized actuator step, relative
-FP_MAXREL = 4  # largest |f/f0 - 1| accepted
-FP_WINDOW = 5  # stability window, s
-N_FPAR = 6
-
-# ---- per-link integer state columns (``ls``) ----
-LS_UP = 0
-LS_BASE = 1  # A(t_up) - R(t_up)
-LS_OCC = 2  # FIFO occupancy, frames
-LS_ARRK = 3  # sequence number of the next frame to arrive
-LS_ADVM = 4  # last receiver edge the link was advanced through
-LS_PEND = 5  # pending adjustment: >0 reads to suppress, <0 writes to drop
-LS_ARMED = 6
-LS_SP = 7  # sender segment owning LS_ARRK
-LS_WR = 8  # ring write position
-LS_RD = 9  # ring read position
-LS_OVF_N = 10
-LS_UNF_N = 11
-LS_OVF_M = 12  # receiver cycle of the first overflow
-LS_UNF_M = 13
-LS_LASTSEQ = 14  # sequence number of the last frame read (cycle fidelity)
-LS_STREF = 15  # stability detector reference, frames
-LS_STABLE = 16
-LS_ARM_M = 17  # receiver cycle at which the buffer was armed (-1: never)
-N_LS = 18
-
-# ---- per-link float state columns (``lf``) ----
-LF_ARRT = 0  # arrival time of the last frame walked, s
-LF_ADVT = 1  # time the link was advanced to, s
-LF_OVF_T = 2
-LF_UNF_T = 3
-LF_STSINCE = 4  # time the stability reference was taken
-LF_ARM_T = 5
-N_LF = 6
+from ..controllers._detector import stability_update
+from ._layout import (  # noqa: F401 (the kernels' names for the layout)
+    FLAG_SETTLED,
+    FLAG_STABLE,
+    FP_F0,
+    FP_LATMAX,
+    FP_MAXREL,
+    FP_PMAX,
+    FP_STEP,
+    FP_UNTIL,
+    FP_WANDER,
+    FP_WINDOW,
+    IP_ACT,
+    IP_ARM_STABLE,
+    IP_AUTO,
+    IP_CYCLE,
+    IP_D,
+    IP_DEPTH,
+    IP_EVERY,
+    IP_HAS_CTL,
+    IP_MARGIN,
+    IP_MEAS_DDC,
+    IP_P,
+    IP_REF,
+    IP_STOP,
+    LF_ADVT,
+    LF_ARM_T,
+    LF_ARRT,
+    LF_OVF_T,
+    LF_STFROM,
+    LF_STSINCE,
+    LF_UNF_T,
+    LS_ADVM,
+    LS_ARM_M,
+    LS_ARMED,
+    LS_ARRK,
+    LS_BASE,
+    LS_LASTSEQ,
+    LS_MAXCNT,
+    LS_MAXDDC,
+    LS_NF_STFROM,
+    LS_OCC,
+    LS_OVF_M,
+    LS_OVF_N,
+    LS_PEND,
+    LS_RD,
+    LS_SP,
+    LS_STABLE,
+    LS_STREF,
+    LS_UNF_M,
+    LS_UNF_N,
+    LS_UP,
+    LS_WR,
+    N_FPAR,
+    N_IPAR,
+    N_LF,
+    N_LS,
+    N_SC,
+    N_SG,
+    SC_FAULTS_SEEN,
+    SC_HEAD,
+    SG_HI,
+    SG_LO,
+    SG_P,
+    SG_REL,
+    ST_FAULT_STOP,
+    ST_OK,
+    ST_RANGE,
+    ST_REC_FULL,
+    ST_SEG_FULL,
+    ST_WANDER,
+    LinkState,
+    NodeState,
+    Params,
+    Record,
+)
 
 _KMAX = 9223372036854775807  # no further segment
 
@@ -124,14 +135,6 @@ times): the core uses one band per sample for all the links it reads
 (:func:`sample_phase_scale`).
 """
 _DK_STEP = (1 << 26) - 1  # largest exact multiplier of a split period
-
-# ---- status codes ----
-ST_OK = 0
-ST_FAULT_STOP = 1  # stopped at the first fault, as asked
-ST_RANGE = 2  # a node's frequency left the accepted range
-ST_SEG_FULL = 3  # segment capacity exhausted
-ST_SAMP_FULL = 4  # sample capacity exhausted
-
 
 # ----------------------------------------------------------------------------
 # exact arithmetic helpers
@@ -326,26 +329,6 @@ def order_requeue(hk, hid, head, key, j):
     hk[r] = key
     hid[r] = j
     return head + 1 if head + 1 < n else 0
-
-
-@njit(inline="always")  # called once per link and sample
-def stability_update(v, ref, since, t, margin):
-    """One step of the stability detector for a link.
-
-    Args:
-        v: the count just sampled (frames).
-        ref: the detector's reference (frames).
-        since: time the reference was taken (s).
-        t: sample time (s).
-        margin: allowed deviation from the reference (frames).
-
-    Returns:
-        ``(ref, since)`` after the sample; the link is stable when
-        ``t - since >= window``.
-    """
-    # selects, not a branch: while links converge, resets are a coin flip
-    reset = abs(v - ref) > margin
-    return (v if reset else ref), (t if reset else since)
 
 
 # ----------------------------------------------------------------------------
@@ -572,9 +555,6 @@ def _walk(l, m_end, t_lim, i, la, seg, seg_k, n_seg, ls, lf, ring, depth, use_ri
     lf[l, LF_ADVT] = t_lim
 
 
-# ----------------------------------------------------------------------------
-# the simulation loop
-
 _i8_1 = types.int64[::1]
 _i8_2 = types.int64[:, ::1]
 _f8_1 = types.float64[::1]
@@ -583,411 +563,653 @@ _i4_2 = types.int32[:, ::1]
 _i1_2 = types.int8[:, ::1]
 _f8_3 = types.float64[:, :, ::1]
 
-SIMULATE_SIGNATURE = types.int64(
-    STEP_TYPE,  # step
-    _f8_1, _i8_1,  # fpar, ipar
-    _f8_1, _f8_1, _f8_1, _f8_2,  # eps0, drift, start_t, wander_z
-    _f8_3, _i8_2, _i8_1,  # seg, seg_k, n_seg
-    _i8_2, _f8_2, _f8_2, _f8_2, _i8_1,  # samp_m, samp_t, samp_c, samp_des, n_samp
-    _f8_1, _f8_2,  # cparams, cstate
-    _i8_1, _i8_1,  # in_off, in_idx
-    _i8_1, _i8_1, _f8_1, _f8_1,  # src, dst, lat, t_up
-    _i8_2, _f8_2, _i8_2,  # ls, lf, ring
-    _i4_2, _i4_2, _i1_2, _f8_3,  # rec_cnt, rec_ddc, rec_flags, rec_state
-    _i8_1, _f8_1, _i8_1, _i8_1,  # adj_link, adj_t, adj_frames, adj_done
-    _f8_1,  # status detail
-)
+PARAMS_TYPE = types.NamedTuple(
+    (_f8_1, _i8_1, _f8_1, _f8_1, _f8_1, _i8_1, _i8_1, _i8_1, _f8_1, _i8_1, _i8_1, _f8_1, _f8_1,
+     _f8_1, _i8_1, _f8_1, _i8_1), Params)
+NODES_TYPE = types.NamedTuple(
+    (_f8_3, _i8_2, _i8_1, _i8_1, _f8_1, _f8_1, _i8_1, _i8_1, _i8_1, _f8_2, _f8_1, _i8_1, _i8_1,
+     _f8_1), NodeState)
+LINKS_TYPE = types.NamedTuple((_i8_2, _f8_2, _i8_2, _i8_1), LinkState)
+RECORD_TYPE = types.NamedTuple(
+    (_i8_1, _i8_2, _f8_2, _f8_2, _f8_2, _i4_2, _i4_2, _i1_2, _f8_3, _f8_2, _i8_1), Record)
+
+ADVANCE_SIGNATURE = types.int64(STEP_TYPE, PARAMS_TYPE, NODES_TYPE, LINKS_TYPE, RECORD_TYPE)
 
 
-@jit_signature(SIMULATE_SIGNATURE)
-def simulate(step, fpar, ipar, eps0, drift, start_t, wander_z,
-             seg, seg_k, n_seg,
-             samp_m, samp_t, samp_c, samp_des, n_samp,
-             cparams, cstate, in_off, in_idx, src, dst, lat, t_up,
-             ls, lf, ring, rec_cnt, rec_ddc, rec_flags, rec_state,
-             adj_link, adj_t, adj_frames, adj_done, detail):
-    """Run a system from its initial segments to ``fpar[FP_UNTIL]``.
+# ----------------------------------------------------------------------------
+# one sample, in named steps
+#
+# The steps take arrays, not the structures, and :func:`advance` hands them
+# borrowed arrays (:func:`tidesim._jit.borrowed`): every array a call or an
+# inlined step binds is otherwise a new reference, and reference counting
+# in the loop over links costs more than the step itself.
+
+
+@njit(inline="always")
+def _cycle_walk(j, m, t, walk_l, tbuf, in_off, in_idx, src, dst, lat, t_up, seg, seg_k, n_seg,
+                ls, lf, ring, ipar):
+    """Cycle fidelity: bring up node ``j``'s links due by ``t`` and walk every
+    link that is up to receiver edge ``m``, all reading ``j``'s edge times
+    from one buffer."""
+    n_walk = 0
+    for e in range(in_off[j], in_off[j + 1]):
+        l = in_idx[e]
+        if ls[l, LS_UP] == 0:
+            if t_up[l] > t:
+                continue
+            _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, ipar)
+        walk_l[n_walk] = l
+        n_walk += 1
+    if n_walk > 0:
+        _walk_links(walk_l, n_walk, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
+                    ipar[IP_DEPTH], True, tbuf)
+
+
+@njit(inline="always")
+def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, src, lat,
+                   seg, seg_k, n_seg, ls, lf, ring, f0, depth):
+    """Event fidelity: advance link ``l`` (``in_idx[e]``, into ``j``) to edge ``m`` at ``t``.
+
+    The closed form ``occupancy += arrivals - reads`` holds unless the buffer
+    could reach empty or full, or an adjustment is pending: then the link is
+    walked edge by edge (exactly as the cycle fidelity walks it).
+
+    Args:
+        band_scale: :func:`sample_phase_scale` of the sample.
+        rj: float64[3] the receiver's rate range since a link's last advance,
+            cached per start time: ``[t0, rel_lo, rel_hi]``.
+
+    Returns:
+        ``(occupancy, last arrival, walked)``.
+    """
+    eu = np.uint64(e)  # unsigned indices: no wraparound fix-up
+    lu = np.uint64(l)
+    i = in_src[eu]
+    iu = np.uint64(i)
+    la = in_lat[eu]
+    walk = ls[lu, LS_PEND] != 0
+    sp = ls[lu, LS_SP]
+    last_i = n_seg[iu] - 1
+    if not walk:
+        # the sender's segment in force at t - la, found from the one
+        # owning its last arrival; the range of its relative rate on the
+        # way bounds the buffer's excursion below
+        y = t - la
+        rel_i_lo = seg[iu, np.uint64(sp), SG_REL]
+        rel_i_hi = rel_i_lo
+        # the first step, whose taking is a coin flip, without a branch:
+        # selects, and `&` rather than `and`
+        nx = sp + 1 if sp < last_i else sp
+        sp += (sp < last_i) & (seg[iu, np.uint64(nx), SG_HI] <= y)
+        r = seg[iu, np.uint64(sp), SG_REL]
+        rel_i_lo = r if r < rel_i_lo else rel_i_lo
+        rel_i_hi = r if r > rel_i_hi else rel_i_hi
+        while sp < last_i and seg[iu, np.uint64(sp + 1), SG_HI] <= y:
+            sp += 1
+            # comparisons, not min/max: Numba calls out for those
+            r = seg[iu, np.uint64(sp), SG_REL]
+            if r < rel_i_lo:
+                rel_i_lo = r
+            if r > rel_i_hi:
+                rel_i_hi = r
+        if depth > 0 and ls[lu, LS_ARMED] == 1:
+            # the closed form holds unless the buffer could reach empty or
+            # full before t; the rates are f0 (1 + rel)
+            t0 = lf[lu, LF_ADVT]
+            if t0 != rj[0]:
+                rj[0] = t0
+                sr = n_seg[j] - 1
+                rj[1] = seg[j, sr, SG_REL]
+                rj[2] = rj[1]
+                while sr > 0 and seg[j, sr, SG_HI] > t0:
+                    sr -= 1
+                    r = seg[j, sr, SG_REL]
+                    if r < rj[1]:
+                        rj[1] = r
+                    if r > rj[2]:
+                        rj[2] = r
+            span = (t - t0) * f0
+            occ = ls[lu, LS_OCC]
+            gain = rel_i_hi - rj[1]
+            loss = rj[2] - rel_i_lo
+            walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
+                    or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
+    if walk:
+        walk_l[0] = l
+        _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                    False, tbuf)
+        return ls[lu, LS_OCC], ls[lu, LS_ARRK] - 1, True
+    # the last arrival by t from the sender's phase (its rate f0 (1 + rel)
+    # stands in for 1 / P): exact unless the phase is within PHASE_TOL of an
+    # edge (see PHASE_TOL), where the edge times decide, and corrected off
+    # the fast path
+    hi = seg[iu, np.uint64(sp), SG_HI]
+    lo = seg[iu, np.uint64(sp), SG_LO]
+    k0 = seg_k[iu, np.uint64(sp)]
+    F = f0 * (1.0 + seg[iu, np.uint64(sp), SG_REL])
+    a_new, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
+    # within the segment's edges; `|` and `&`, as whether the sender has a
+    # later segment is a coin flip (the slot after the last segment exists:
+    # the capacity check keeps one free)
+    ok = (((sp == 0) | (k0 < a_new))
+          & ((sp == last_i) | (a_new + 1 <= seg_k[iu, np.uint64(sp + 1)])))
+    if ok and not decided:
+        Pp = seg[iu, np.uint64(sp), SG_P]
+        ok = (hi + (lo + (a_new + 1 - k0) * Pp) + la > t
+              and hi + (lo + (a_new - k0) * Pp) + la <= t)
+    if not ok:
+        a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t, la, sp)
+    occ = ls[lu, LS_OCC] + (a_new - (ls[lu, LS_ARRK] - 1)) - (m - ls[lu, LS_ADVM])
+    ls[lu, LS_OCC] = occ
+    ls[lu, LS_ARRK] = a_new + 1
+    ls[lu, LS_SP] = sp
+    ls[lu, LS_ADVM] = m
+    lf[lu, LF_ADVT] = t
+    return occ, a_new, False
+
+
+@njit(inline="always")
+def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_link, adj_t,
+             adj_frames, adj_done, ipar, window):
+    """What a sample sees on its link ``l``: the count, the domain difference
+    count, the stability detector and its summary; arming on stability,
+    records (in ``row``, when ``row >= 0``) and adjustments.
+
+    Returns:
+        The measurement the controller gets (frames).
+    """
+    lu = np.uint64(l)
+    ref = ipar[IP_REF]
+    margin = ipar[IP_MARGIN]
+    meas_ddc = ipar[IP_MEAS_DDC] == 1
+    armed = ls[lu, LS_ARMED] == 1
+    cnt = occ - ref
+    ddc = a_new - m - ls[lu, LS_BASE]
+    v = ddc if meas_ddc else cnt
+    r_new, since = stability_update(v, ls[lu, LS_STREF], lf[lu, LF_STSINCE], t, margin)
+    ls[lu, LS_STREF] = r_new
+    lf[lu, LF_STSINCE] = since
+    stable = 1 if t - since >= window else 0
+    ls[lu, LS_STABLE] = stable
+    if not armed and stable == 1 and ipar[IP_ARM_STABLE] == 1:
+        # centre and arm: the buffer starts here with `ref` frames
+        armed = True
+        ls[lu, LS_ARMED] = 1
+        ls[lu, LS_OCC] = ref
+        ls[lu, LS_ARM_M] = m
+        lf[lu, LF_ARM_T] = t
+        ls[lu, LS_PEND] = 0
+        if ipar[IP_CYCLE] == 1:
+            _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
+        cnt = 0
+        if not meas_ddc:
+            v = 0
+    if row >= 0:
+        ru = np.uint64(row)
+        rcnt[ru, lu] = cnt
+        rddc[ru, lu] = ddc
+        # settled: stable about a reference within the margin of zero
+        rflags[ru, lu] = stable * (FLAG_STABLE + FLAG_SETTLED * np.int64(abs(r_new) < margin))
+    # the summary: largest counts, and the start of the current stable run
+    # with the faults counted by then
+    ac = abs(cnt)
+    if ac > ls[lu, LS_MAXCNT]:
+        ls[lu, LS_MAXCNT] = ac
+    ad = abs(ddc)
+    if ad > ls[lu, LS_MAXDDC]:
+        ls[lu, LS_MAXDDC] = ad
+    if stable == 1:
+        if lf[lu, LF_STFROM] != lf[lu, LF_STFROM]:
+            lf[lu, LF_STFROM] = t
+            ls[lu, LS_NF_STFROM] = ls[lu, LS_OVF_N] + ls[lu, LS_UNF_N]
+    else:
+        lf[lu, LF_STFROM] = np.nan
+    # buffer adjustments take effect after this sample
+    if armed:
+        n_adj = adj_link.size
+        if n_adj > 0:
+            for a in range(n_adj):
+                if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
+                    ls[lu, LS_PEND] += adj_frames[a]
+                    adj_done[a] = 1
+        auto_thr = ipar[IP_AUTO]
+        if auto_thr >= 0 and ls[lu, LS_PEND] == 0 and abs(cnt) > auto_thr:
+            ls[lu, LS_PEND] = -cnt
+    return v
+
+
+@njit(inline="always")
+def _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cstate, corr, zq,
+             start_t, ipar, qstep):
+    """The controller's step on node ``j``'s measurements, through the actuator.
+
+    Returns:
+        The desired correction (relative); ``corr[j]`` becomes the applied one.
+    """
+    des = 0.0
+    if ipar[IP_HAS_CTL] == 1 and t >= start_t[j]:
+        # the step gets borrowed buffers (see tidesim._jit.borrowed): no
+        # reference counting per call; cstate's row is copied in and out
+        w = cstate.shape[1]
+        for c in range(w):
+            state_buf[c] = cstate[j, c]
+        des = step(params_b, state_b, meas_b if n_up == max_deg else meas_b[:n_up])
+        for c in range(w):
+            cstate[j, c] = state_buf[c]
+        if ipar[IP_ACT] == 0:
+            corr[j] = des
+        else:
+            # one step towards des, if it is more than half a step away
+            # (comparisons as integers: which way is a coin flip)
+            cur = zq[j] * qstep
+            zq[j] += np.int64(des > cur + 0.5 * qstep) - np.int64(des < cur - 0.5 * qstep)
+            corr[j] = zq[j] * qstep
+    return des
+
+
+@njit(inline="always")
+def _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0):
+    """Start node ``j``'s next frequency segment ``d`` ticks after the sample
+    at edge ``m``, unless the frequency is unchanged."""
+    s = n_seg[j] - 1
+    if rel != seg[j, s, SG_REL]:
+        ka = m + d
+        hi, lo = anchor_advance(seg[j, s, SG_HI], seg[j, s, SG_LO], seg[j, s, SG_P],
+                                ka - seg_k[j, s])
+        seg[j, s + 1, SG_HI] = hi
+        seg[j, s + 1, SG_LO] = lo
+        seg_k[j, s + 1] = ka
+        seg[j, s + 1, SG_P] = 1.0 / (f0 * (1.0 + rel))
+        seg[j, s + 1, SG_REL] = rel
+        n_seg[j] = s + 2
+
+
+@njit(inline="always")
+def _edge_time_near_end(j, k, seg, seg_k, n_seg):
+    """Time (s) of node ``j``'s edge ``k``, which is in its last segment or
+    just before: :func:`owner_segment` and :func:`edge_time` spelled out
+    (array arguments cost reference counting)."""
+    sn = n_seg[j] - 1
+    while sn > 0 and k <= seg_k[j, sn]:
+        sn -= 1
+    return seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (k - seg_k[j, sn]) * seg[j, sn, SG_P])
+
+
+@njit
+def _advance_to(P, N, L, t, walk_l, tbuf, rj):
+    """Bring every link due by ``t`` up and advance it to ``t`` (the end of a
+    call): no record, no detector step. Advancing a link in two steps gives
+    the state of one step, so a run advanced in pieces is the run advanced
+    at once."""
+    seg, seg_k, n_seg = N.seg, N.seg_k, N.n_seg
+    ls, lf, ring = L.ls, L.lf, L.ring
+    in_off, in_idx, src, lat, t_up = P.in_off, P.in_idx, P.src, P.lat, P.t_up
+    cycle = P.ipar[IP_CYCLE] == 1
+    band_scale = sample_phase_scale(t, P.fpar[FP_LATMAX], P.fpar[FP_PMAX])
+    for j in range(P.eps0.size):
+        m, _ = last_edge_before(seg, seg_k, n_seg, j, t, 0.0, n_seg[j] - 1)
+        rj[0] = -math.inf
+        if cycle:
+            _cycle_walk(j, m, t, walk_l, tbuf, in_off, in_idx, src, P.dst, lat, t_up, seg,
+                        seg_k, n_seg, ls, lf, ring, P.ipar)
+            continue
+        for e in range(in_off[j], in_off[j + 1]):
+            l = in_idx[e]
+            if ls[l, LS_UP] == 0:
+                if t_up[l] > t:
+                    continue
+                _link_up(l, src, P.dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, P.ipar)
+            _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, P.in_src, P.in_lat, src,
+                           lat, seg, seg_k, n_seg, ls, lf, ring, P.fpar[FP_F0],
+                           P.ipar[IP_DEPTH])
+
+
+@jit_signature(ADVANCE_SIGNATURE)
+def advance(step, P, N, L, R):
+    """Run every sample with ``t <= P.fpar[FP_UNTIL]``, then advance every link there.
+
+    Resumable: a call that returns ``ST_REC_FULL``, ``ST_SEG_FULL`` or
+    ``ST_WANDER`` stopped before the sample it had no room for, having
+    changed nothing of it; make room (:class:`Record` rows, segment slots,
+    wander draws) and call again. Any sequence of calls to increasing
+    ``FP_UNTIL`` gives the state of one call to the last.
 
     Args:
         step: controller step function (``STEP_SIGNATURE``).
-        fpar: float64[N_FPAR] scalar parameters (``FP_*`` slots).
-        ipar: int64[N_IPAR] integer parameters (``IP_*`` slots).
-        eps0, drift: float64[n] intrinsic offset (relative) and drift (1/s).
-        start_t: float64[n] time each node's controller starts (s).
-        wander_z: float64[n, Q] standard normals for the wander random walk.
-        seg, seg_k, n_seg: float64[n, S, N_SG] segment fields (``SG_*``),
-            int64[n, S] anchor edges and int64[n] counts of the frequency
-            segments; row ``j`` holds ``n_seg[j]`` segments, segment 0 filled
-            by the caller.
-        samp_*: int64/float64[n, Q] per-sample receiver edge, time (s),
-            applied and desired correction; ``n_samp[j]`` filled.
-        cparams: float64[:] controller parameters; cstate: float64[n, w].
-        in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
-        src, dst, lat, t_up: int64/float64[L] link endpoints, latency (s)
-            and link-up time (s).
-        ls, lf: int64[L, N_LS], float64[L, N_LF] link state (``LS_*``/``LF_*``),
-            one row per link.
-        ring: int64[L, depth] FIFO storage of sequence numbers.
-        rec_cnt, rec_ddc, rec_flags: int32/int32/int8[Q, L] buffer count
-            relative to the reference, domain difference count, and the
-            stability detector (``FLAG_STABLE | FLAG_SETTLED``), recorded at
-            each sample of the link's receiver.
-        rec_state: float64[n, Q or 0, w] each node's controller state after
-            each sample (not recorded when the second axis is empty).
-        adj_*: int64/float64[A] scheduled adjustments and their done flags.
-        detail: float64[4] filled on a non-zero status: node, time, cycle, rel.
+        P, N, L, R: :class:`Params`, :class:`NodeState`, :class:`LinkState`,
+            :class:`Record`.
 
     Returns:
-        A status code (``ST_*``).
+        A status code (``ST_*``); on ``ST_FAULT_STOP`` and ``ST_RANGE``,
+        ``N.detail`` holds node, time, cycle and relative frequency.
     """
+    # the structures' arrays, once, borrowed (see the note above the steps)
+    b = borrowed
+    fpar, ipar, eps0, drift, start_t = b(P.fpar), b(P.ipar), b(P.eps0), b(P.drift), b(P.start_t)
+    in_off, in_idx, in_src, in_lat = b(P.in_off), b(P.in_idx), b(P.in_src), b(P.in_lat)
+    src, dst, lat, t_up = b(P.src), b(P.dst), b(P.lat), b(P.t_up)
+    adj_link, adj_t, adj_frames = b(P.adj_link), b(P.adj_t), b(P.adj_frames)
+    seg, seg_k, n_seg = b(N.seg), b(N.seg_k), b(N.n_seg)
+    corr, wander, zq, next_m = b(N.corr), b(N.wander), b(N.zq), b(N.next_m)
+    n_samp, cstate = b(N.n_samp), b(N.cstate)
+    order_t, order_node, sc, detail = b(N.order_t), b(N.order_node), b(N.sc), b(N.detail)
+    ls, lf, ring, adj_done = b(L.ls), b(L.lf), b(L.ring), b(L.adj_done)
+    row0, samp_m, samp_t, samp_c = b(R.row0), b(R.samp_m), b(R.samp_t), b(R.samp_c)
+    samp_des, rcnt, rddc, rflags = b(R.samp_des), b(R.cnt), b(R.ddc), b(R.flags)
+    rstate, wander_z, z0 = b(R.state), b(R.wander_z), b(R.z0)
     n = eps0.size
     f0 = fpar[FP_F0]
     until = fpar[FP_UNTIL]
+    window = fpar[FP_WINDOW]
+    qstep = fpar[FP_STEP]
+    maxrel = fpar[FP_MAXREL]
     p = ipar[IP_P]
     d = ipar[IP_D]
     depth = ipar[IP_DEPTH]
-    ref = ipar[IP_REF]
-    margin = ipar[IP_MARGIN]
-    window = fpar[FP_WINDOW]
+    every = ipar[IP_EVERY]
     wstep = fpar[FP_WANDER] * math.sqrt(p / f0)
-    qstep = fpar[FP_STEP]
+    lat_max = fpar[FP_LATMAX]
+    p_max = fpar[FP_PMAX]
+    cycle = ipar[IP_CYCLE] == 1
     cap_s = seg.shape[1]
-    cap_q = samp_t.shape[1]
+    cap_r = samp_t.shape[1]
+    cap_z = wander_z.shape[1]
+    keep_state = rstate.shape[1] > 0
+    w = cstate.shape[1]
     max_deg = 1
     for j in range(n):
         max_deg = max(max_deg, in_off[j + 1] - in_off[j])
-    # sender and latency in the order a node reads its links: loaded beside
-    # the link, not after it
-    in_src = np.empty(in_idx.size, dtype=np.int64)
-    in_lat = np.empty(in_idx.size)
-    for e in range(in_idx.size):
-        in_src[e] = src[in_idx[e]]
-        in_lat[e] = lat[in_idx[e]]
-    lat_max = 0.0
-    for l in range(lat.size):
-        lat_max = max(lat_max, lat[l])
-    # the longest period any segment can have: a later one keeps |rel| <= maxrel
-    p_max = 1.0 / (f0 * (1.0 - fpar[FP_MAXREL]))
-    for j in range(n):
-        p_max = max(p_max, seg[j, 0, SG_P])
-    meas = np.zeros(max_deg)
-    walk_l = np.zeros(max_deg, dtype=np.int64)
-    tbuf = np.empty(WALK_CHUNK)
-    state_buf = np.zeros(cstate.shape[1])
-    params_b = borrowed(cparams)
-    state_b = borrowed(state_buf)
-    meas_b = borrowed(meas)
-    corr = np.zeros(n)
-    zq = np.zeros(n, dtype=np.int64)
-    wander = np.zeros(n)
-    next_m = np.zeros(n, dtype=np.int64)
-    # sample events: every node once, in a circular array sorted by (time,
-    # node) from `head` (see order_requeue)
-    first_t = np.empty(n)
-    for j in range(n):
-        next_m[j] = seg_k[j, 0]
-        first_t[j] = seg[j, 0, SG_HI] + seg[j, 0, SG_LO]
-    hk, hid = order_start(first_t)
-    head = 0
+    # scratch, alive for the whole call: borrowed like the rest
+    meas_own = np.zeros(max_deg)
+    walk_own = np.zeros(max_deg, dtype=np.int64)
+    tbuf_own = np.empty(WALK_CHUNK)
+    rj_own = np.zeros(3)
+    state_own = np.zeros(w)
+    meas, walk_l, tbuf, rj = b(meas_own), b(walk_own), b(tbuf_own), b(rj_own)
+    state_buf = b(state_own)
+    params_b = b(P.cparams)
+    state_b = state_buf
+    meas_b = meas
+    head = sc[SC_HEAD]
     status = ST_OK
-    faults_seen = 0
-    cycle = ipar[IP_CYCLE] == 1
-    meas_ddc = ipar[IP_MEAS_DDC] == 1
-    arm_stable = ipar[IP_ARM_STABLE] == 1
-    auto_thr = ipar[IP_AUTO]
-    n_adj = adj_link.size
-    final = False  # after the last sample: advance every link to `until`
-    jf = 0
-    q = 0
-    qu = np.uint64(0)
-    m = 0
-    t = 0.0
     while True:
-        if not final:
-            t = hk[head]
-            j = hid[head]
-            if t > until:
-                final = True
-                continue
-            m = next_m[j]
-            q = n_samp[j]
-            qu = np.uint64(q)
-            if q >= cap_q:
-                status = ST_SAMP_FULL
-                detail[0] = j
-                detail[1] = t
+        t = order_t[head]
+        j = order_node[head]
+        if t > until:
+            break
+        m = next_m[j]
+        q = n_samp[j]
+        # room for this sample, checked before anything of it is done
+        row = -1
+        if every > 0 and q % every == 0:
+            row = q // every - row0[j]
+            if row >= cap_r:
+                status = ST_REC_FULL
                 break
-        else:
-            if jf >= n:
-                break
-            j = jf
-            jf += 1
-            t = until
-            m, _ = last_edge_before(seg, seg_k, n_seg, j, until, 0.0,
-                                    n_seg[j] - 1)
+        if n_seg[j] + 2 >= cap_s:  # one slot stays free past the last segment
+            status = ST_SEG_FULL
+            break
+        if wstep > 0.0 and q - z0[j] >= cap_z:
+            status = ST_WANDER
+            break
         # bring up and advance every incoming link to edge m at time t
-        n_up = 0
         band_scale = sample_phase_scale(t, lat_max, p_max)
-        rj_t0 = -math.inf  # the receiver's rate range below is per start time
-        rel_j_lo = 0.0
-        rel_j_hi = 0.0
+        rj[0] = -math.inf  # the receiver's rate range is per start time
         if cycle:
-            # every link that is up walks edge by edge, all of them reading
-            # the receiver's edge times from one buffer
-            n_walk = 0
-            for e in range(in_off[j], in_off[j + 1]):
-                l = in_idx[e]
-                if ls[l, LS_UP] == 0:
-                    if t_up[l] > t:
-                        continue
-                    _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
-                             ring, ipar)
-                walk_l[n_walk] = l
-                n_walk += 1
-            if n_walk > 0:
-                _walk_links(walk_l, n_walk, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
-                            depth, True, tbuf)
+            _cycle_walk(j, m, t, walk_l, tbuf, in_off, in_idx, src, dst, lat, t_up, seg, seg_k,
+                        n_seg, ls, lf, ring, ipar)
+        n_up = 0
         for e in range(in_off[j], in_off[j + 1]):
-            eu = np.uint64(e)  # unsigned indices: no wraparound fix-up
-            l = in_idx[eu]
+            l = in_idx[np.uint64(e)]
             lu = np.uint64(l)
             if ls[lu, LS_UP] == 0:
                 if t_up[l] > t:
-                    if not final:
-                        rec_cnt[qu, lu] = 0
-                        rec_ddc[qu, lu] = 0
-                        rec_flags[qu, lu] = 0
+                    if row >= 0:
+                        ru = np.uint64(row)
+                        rcnt[ru, lu] = 0
+                        rddc[ru, lu] = 0
+                        rflags[ru, lu] = 0
                     continue
-                _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf,
-                         ring, ipar)
-            i = in_src[eu]
-            iu = np.uint64(i)
-            la = in_lat[eu]
-            armed = ls[lu, LS_ARMED] == 1
-            walk = cycle or ls[lu, LS_PEND] != 0
-            if not walk:
-                # the sender's segment in force at t - la, found from the one
-                # owning its last arrival; the range of its relative rate on
-                # the way bounds the buffer's excursion below
-                sp = ls[lu, LS_SP]
-                last_i = n_seg[iu] - 1
-                y = t - la
-                rel_i_lo = seg[iu, np.uint64(sp), SG_REL]
-                rel_i_hi = rel_i_lo
-                # the first step, whose taking is a coin flip, without a
-                # branch: selects, and `&` rather than `and`
-                nx = sp + 1 if sp < last_i else sp
-                sp += (sp < last_i) & (seg[iu, np.uint64(nx), SG_HI] <= y)
-                r = seg[iu, np.uint64(sp), SG_REL]
-                rel_i_lo = r if r < rel_i_lo else rel_i_lo
-                rel_i_hi = r if r > rel_i_hi else rel_i_hi
-                while sp < last_i and seg[iu, np.uint64(sp + 1), SG_HI] <= y:
-                    sp += 1
-                    # comparisons, not min/max: Numba calls out for those
-                    r = seg[iu, np.uint64(sp), SG_REL]
-                    if r < rel_i_lo:
-                        rel_i_lo = r
-                    if r > rel_i_hi:
-                        rel_i_hi = r
-                if depth > 0 and armed:
-                    # the closed form holds unless the buffer could reach
-                    # empty or full before t; the rates are f0 (1 + rel)
-                    t0 = lf[lu, LF_ADVT]
-                    if t0 != rj_t0:
-                        rj_t0 = t0
-                        sr = n_seg[j] - 1
-                        rel_j_lo = seg[j, sr, SG_REL]
-                        rel_j_hi = rel_j_lo
-                        while sr > 0 and seg[j, sr, SG_HI] > t0:
-                            sr -= 1
-                            r = seg[j, sr, SG_REL]
-                            if r < rel_j_lo:
-                                rel_j_lo = r
-                            if r > rel_j_hi:
-                                rel_j_hi = r
-                    span = (t - t0) * f0
-                    occ = ls[lu, LS_OCC]
-                    gain = rel_i_hi - rel_j_lo
-                    loss = rel_j_hi - rel_i_lo
-                    walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
-                            or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
-            if walk:
-                if not cycle:  # (cycle fidelity walked every link above)
-                    walk_l[0] = l
-                    _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
-                                depth, False, tbuf)
-                if ls[lu, LS_OVF_N] > 0 or ls[lu, LS_UNF_N] > 0:
-                    faults_seen = 1
+                _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, ipar)
+            if cycle:
                 occ = ls[lu, LS_OCC]
                 a_new = ls[lu, LS_ARRK] - 1
+                walked = True
             else:
-                # the last arrival by t from the sender's phase (its rate
-                # f0 (1 + rel) stands in for 1 / P): exact unless the phase is
-                # within PHASE_TOL of an edge (see PHASE_TOL), where the edge
-                # times decide, and corrected off the fast path
-                hi = seg[iu, np.uint64(sp), SG_HI]
-                lo = seg[iu, np.uint64(sp), SG_LO]
-                k0 = seg_k[iu, np.uint64(sp)]
-                F = f0 * (1.0 + seg[iu, np.uint64(sp), SG_REL])
-                a_new, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
-                # within the segment's edges; `|` and `&`, as whether the
-                # sender has a later segment is a coin flip (the slot after
-                # the last segment exists: the capacity check keeps one free)
-                ok = (((sp == 0) | (k0 < a_new))
-                      & ((sp == last_i) | (a_new + 1 <= seg_k[iu, np.uint64(sp + 1)])))
-                if ok and not decided:
-                    P = seg[iu, np.uint64(sp), SG_P]
-                    ok = (hi + (lo + (a_new + 1 - k0) * P) + la > t
-                          and hi + (lo + (a_new - k0) * P) + la <= t)
-                if not ok:
-                    a_new, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t, la, sp)
-                occ = ls[lu, LS_OCC] + (a_new - (ls[lu, LS_ARRK] - 1)) - (m - ls[lu, LS_ADVM])
-                ls[lu, LS_OCC] = occ
-                ls[lu, LS_ARRK] = a_new + 1
-                ls[lu, LS_SP] = sp
-                ls[lu, LS_ADVM] = m
-                lf[lu, LF_ADVT] = t
-            if final:
-                continue
-            cnt = occ - ref
-            ddc = a_new - m - ls[lu, LS_BASE]
-            v = ddc if meas_ddc else cnt
-            r_new, since = stability_update(v, ls[lu, LS_STREF], lf[lu, LF_STSINCE], t, margin)
-            ls[lu, LS_STREF] = r_new
-            lf[lu, LF_STSINCE] = since
-            stable = 1 if t - since >= window else 0
-            ls[lu, LS_STABLE] = stable
-            if not armed and stable == 1 and arm_stable:
-                # centre and arm: the buffer starts here with `ref` frames
-                armed = True
-                ls[lu, LS_ARMED] = 1
-                ls[lu, LS_OCC] = ref
-                ls[lu, LS_ARM_M] = m
-                lf[lu, LF_ARM_T] = t
-                ls[lu, LS_PEND] = 0
-                if cycle:
-                    _fill_ring(ring, ls, l, depth, ref)
-                cnt = 0
-                if not meas_ddc:
-                    v = 0
-            rec_cnt[qu, lu] = cnt
-            rec_ddc[qu, lu] = ddc
-            # settled: stable about a reference within the margin of zero
-            near = np.int64(abs(r_new) < margin)
-            rec_flags[qu, lu] = stable * (FLAG_STABLE + FLAG_SETTLED * near)
-            # buffer adjustments take effect after this sample
-            if armed:
-                if n_adj > 0:
-                    for a in range(n_adj):
-                        if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
-                            ls[lu, LS_PEND] += adj_frames[a]
-                            adj_done[a] = 1
-                if auto_thr >= 0 and ls[lu, LS_PEND] == 0 and abs(cnt) > auto_thr:
-                    ls[lu, LS_PEND] = -cnt
-            meas[np.uint64(n_up)] = v
+                occ, a_new, walked = _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf,
+                                                    in_src, in_lat, src, lat, seg, seg_k, n_seg,
+                                                    ls, lf, ring, f0, depth)
+            if walked and (ls[lu, LS_OVF_N] > 0 or ls[lu, LS_UNF_N] > 0):
+                sc[SC_FAULTS_SEEN] = 1
+            meas[np.uint64(n_up)] = _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc,
+                                             rflags, adj_link, adj_t, adj_frames, adj_done, ipar,
+                                             window)
             n_up += 1
-        if final:
-            continue
         ju = np.uint64(j)
-        # control
-        des = 0.0
-        if ipar[IP_HAS_CTL] == 1 and t >= start_t[j]:
-            # the step gets borrowed buffers (see tidesim._jit.borrowed): no
-            # reference counting per call; cstate's row is copied in and out
-            w = cstate.shape[1]
-            for c in range(w):
-                state_buf[c] = cstate[j, c]
-            des = step(params_b, state_b, meas_b if n_up == max_deg else meas_b[:n_up])
-            for c in range(w):
-                cstate[j, c] = state_buf[c]
-            if ipar[IP_ACT] == 0:
-                corr[j] = des
-            else:
-                # one step towards des, if it is more than half a step away
-                # (comparisons as integers: which way is a coin flip)
-                cur = zq[j] * qstep
-                zq[j] += np.int64(des > cur + 0.5 * qstep) - np.int64(des < cur - 0.5 * qstep)
-                corr[j] = zq[j] * qstep
-        if rec_state.shape[1] > 0:
-            for c in range(cstate.shape[1]):
-                rec_state[j, q, c] = cstate[j, c]
+        des = _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cstate,
+                       corr, zq, start_t, ipar, qstep)
+        if row >= 0:
+            ru = np.uint64(row)
+            if keep_state:
+                for c in range(w):
+                    rstate[j, ru, c] = cstate[j, c]
+            samp_m[ju, ru] = m
+            samp_t[ju, ru] = t
+            samp_c[ju, ru] = corr[j]
+            samp_des[ju, ru] = des
         if wstep > 0.0:
-            wander[j] += wstep * wander_z[j, q]
+            wander[j] += wstep * wander_z[j, q - z0[j]]
         rel = eps0[j] + drift[j] * t + wander[j] + corr[j]
-        samp_m[ju, qu] = m
-        samp_t[ju, qu] = t
-        samp_c[ju, qu] = corr[j]
-        samp_des[ju, qu] = des
         n_samp[j] = q + 1
-        if not (abs(rel) <= fpar[FP_MAXREL]):
+        if not (abs(rel) <= maxrel):
             status = ST_RANGE
             detail[0] = j
             detail[1] = t
             detail[2] = m
             detail[3] = rel
             break
-        s = n_seg[j] - 1
-        if rel != seg[j, s, SG_REL]:
-            if s + 2 >= cap_s:  # one slot stays free past the last segment
-                status = ST_SEG_FULL
-                detail[0] = j
-                detail[1] = t
-                break
-            ka = m + d
-            hi, lo = anchor_advance(seg[j, s, SG_HI], seg[j, s, SG_LO], seg[j, s, SG_P],
-                                    ka - seg_k[j, s])
-            seg[j, s + 1, SG_HI] = hi
-            seg[j, s + 1, SG_LO] = lo
-            seg_k[j, s + 1] = ka
-            seg[j, s + 1, SG_P] = 1.0 / (f0 * (1.0 + rel))
-            seg[j, s + 1, SG_REL] = rel
-            n_seg[j] = s + 2
-        if faults_seen == 1 and ipar[IP_STOP] == 1:
+        _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0)
+        nm = m + p
+        next_m[j] = nm
+        head = order_requeue(order_t, order_node, head, _edge_time_near_end(j, nm, seg, seg_k,
+                                                                            n_seg), j)
+        if sc[SC_FAULTS_SEEN] == 1 and ipar[IP_STOP] == 1:
             status = ST_FAULT_STOP
             detail[0] = j
             detail[1] = t
             detail[2] = m
             break
-        nm = m + p
-        next_m[j] = nm
-        # owner_segment and edge_time, spelled out (array arguments cost
-        # reference counting): the edge is in the last segment or just before
-        sn = n_seg[j] - 1
-        while sn > 0 and nm <= seg_k[j, sn]:
-            sn -= 1
-        key = seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (nm - seg_k[j, sn]) * seg[j, sn, SG_P])
-        head = order_requeue(hk, hid, head, key, j)
+    sc[SC_HEAD] = head
+    if status == ST_OK:
+        _advance_to(P, N, L, until, walk_l, tbuf, rj)
     return status
 
 
+# ----------------------------------------------------------------------------
+# between calls: zeroed tails, a window of segment history, energy integrals
+
+
 @njit
-def zero_link_tails(rec, n_samp, in_off, in_idx):
-    """Zero ``rec[q, l]`` from each link's first unwritten sample on.
+def zero_tails(seg, seg_k, n_seg, ns, R, rows, q, in_off, in_idx):
+    """Zero what the core did not write, so a trace reads as if allocated with zeros.
 
     Args:
-        rec: [Q, L] a per-sample link record (any dtype).
-        n_samp: int64[n] samples of each node (a link's are its receiver's).
+        seg, seg_k, n_seg: the segments; ``[:, n_seg[j]:ns]`` is zeroed.
+        ns: the segment slots a trace shows.
+        R: the :class:`Record`; node ``j``'s rows ``rows[j]:q`` are zeroed,
+            with those of its incoming links (a link's rows are its receiver's).
+        rows: int64[n] rows written per node; q: the rows a trace shows.
         in_off, in_idx: int64[n+1], int64[L] incoming links of each node (CSR).
     """
-    for j in range(n_samp.size):
-        for q in range(n_samp[j], rec.shape[0]):
+    for j in range(n_seg.size):
+        for s in range(n_seg[j], ns):
+            seg_k[j, s] = 0
+            for f in range(N_SG):
+                seg[j, s, f] = 0.0
+        for r in range(rows[j], q):
+            R.samp_m[j, r] = 0
+            R.samp_t[j, r] = 0.0
+            R.samp_c[j, r] = 0.0
+            R.samp_des[j, r] = 0.0
+            if R.state.shape[1] > 0:
+                for c in range(R.state.shape[2]):
+                    R.state[j, r, c] = 0.0
             for e in range(in_off[j], in_off[j + 1]):
-                rec[q, in_idx[e]] = 0
+                R.cnt[r, in_idx[e]] = 0
+                R.ddc[r, in_idx[e]] = 0
+                R.flags[r, in_idx[e]] = 0
 
 
 @njit
-def segment_energy(seg_hi, seg_lo, seg_rel, n_seg, t_end):
-    """``sum_j ∫_0^t_end (f_j/f0 - 1)^2 dt`` from the frequency segments (s).
+def segments_to_keep(seg, n_seg, seg_base, ls, src, t_keep, e_next, sp_ptr, keep):
+    """How many of each node's oldest segments later steps no longer read.
 
-    ``seg_hi + seg_lo`` is each segment's start time (s, ``[n, S]``).
+    A node keeps the segment in force at ``t_keep`` (s) and one before it,
+    every segment from two before the one owning a sender link's next
+    arrival (``LS_SP``), and those the energy integrals have not folded in
+    (run indices ``e_next[j]`` and ``sp_ptr[j] - 1`` on).
+
+    Args:
+        keep: int64[n] filled with the number of segments node ``j`` can drop.
     """
+    for j in range(n_seg.size):
+        s = n_seg[j] - 1
+        while s > 0 and seg[j, s, SG_HI] > t_keep:
+            s -= 1
+        keep[j] = min(s - 1, e_next[j] - seg_base[j], sp_ptr[j] - 1 - seg_base[j])
+    for l in range(src.size):
+        if ls[l, LS_UP] == 1:
+            keep[src[l]] = min(keep[src[l]], ls[l, LS_SP] - 2)
+    for j in range(n_seg.size):
+        keep[j] = max(keep[j], 0)
+
+
+@njit
+def compact_segments(seg, seg_k, n_seg, seg_base, keep, ls, src):
+    """Drop node ``j``'s ``keep[j]`` oldest segments: the rest move to the front,
+    ``seg_base`` counts what went, and the links' segment hints follow."""
+    for j in range(n_seg.size):
+        k = keep[j]
+        if k <= 0:
+            continue
+        for s in range(n_seg[j] - k):
+            seg_k[j, s] = seg_k[j, s + k]
+            for f in range(N_SG):
+                seg[j, s, f] = seg[j, s + k, f]
+        n_seg[j] -= k
+        seg_base[j] += k
+    for l in range(src.size):
+        if ls[l, LS_UP] == 1:
+            ls[l, LS_SP] -= keep[src[l]]
+
+
+@njit
+def _seg_start(seg, j, s, base, epoch):
+    """Start time (s) of node ``j``'s segment ``s`` (in memory); the run's first
+    segment starts at the epoch."""
+    if s + base == 0:
+        return epoch
+    return seg[j, s, SG_HI] + seg[j, s, SG_LO]
+
+
+@njit
+def energy_add(seg, n_seg, seg_base, e_node, e_next, t_safe, epoch):
+    """Fold ``(f/f0 - 1)² × duration`` of each segment that ended by ``t_safe`` into
+    its node's running sum, in segment order.
+
+    Args:
+        seg, n_seg, seg_base: the segments in memory (:class:`NodeState`).
+        e_node: float64[n] running sums (s); e_next: int64[n] the run index of
+            each node's first segment not yet folded in (both updated).
+        t_safe: no segment that starts by then is still to come (s).
+        epoch: where the integral starts (s, <= 0).
+    """
+    for j in range(n_seg.size):
+        base = seg_base[j]
+        s = e_next[j] - base
+        while s + 1 < n_seg[j]:
+            b = seg[j, s + 1, SG_HI] + seg[j, s + 1, SG_LO]
+            if b > t_safe:
+                break
+            a = _seg_start(seg, j, s, base, epoch)
+            if b > a:
+                r = seg[j, s, SG_REL]
+                e_node[j] += r * r * (b - a)
+            s += 1
+        e_next[j] = s + base
+
+
+@njit
+def energy_close(seg, n_seg, seg_base, e_node, e_next, t_end, epoch):
+    """``Σ_j ∫_epoch^t_end (f_j/f0 - 1)² dt`` (s): the running sums (folded in to
+    ``t_end`` by :func:`energy_add`) plus each node's segment in force at ``t_end``."""
     total = 0.0
     for j in range(n_seg.size):
-        for s in range(n_seg[j]):
-            a = seg_hi[j, s] + seg_lo[j, s] if s > 0 else 0.0
-            b = seg_hi[j, s + 1] + seg_lo[j, s + 1] if s + 1 < n_seg[j] else t_end
-            a = max(a, 0.0)
-            b = min(b, t_end)
-            if b > a:
-                total += seg_rel[j, s] * seg_rel[j, s] * (b - a)
+        s = e_next[j] - seg_base[j]
+        a = _seg_start(seg, j, s, seg_base[j], epoch)
+        e = e_node[j]
+        if t_end > a:
+            r = seg[j, s, SG_REL]
+            e += r * r * (t_end - a)
+        total += e
+    return total
+
+
+@njit
+def spread_add(seg, n_seg, seg_base, st, ptr, t_stop):
+    """Integrate ``Σ_j (rel_j - mean_k rel_k)²`` over time through every frequency
+    change before ``t_stop`` (s): an n-way merge of the segment starts.
+
+    Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
+    initial mean, updated per change. The next change comes from a circular
+    order of the nodes' next segment starts (:func:`order_requeue`): nodes
+    mostly change segment in turn, so a change rarely moves more than one
+    entry. The integral is cut only at changes, so calls at any times give
+    the same sum as one call.
+
+    Args:
+        st: float64[5] ``[t_prev, s1, s2, total, shift]`` (updated).
+        ptr: int64[n] the run index of each node's next change (updated).
+    """
+    n = n_seg.size
+    shift = st[4]
+    nxt = np.empty(n)
+    for j in range(n):
+        w = ptr[j] - seg_base[j]
+        nxt[j] = seg[j, w, SG_HI] + seg[j, w, SG_LO] if w < n_seg[j] else np.inf
+    # sorted by (time, node): ties go to the lowest node
+    hk, hid = order_start(nxt)
+    head = 0
+    t_prev = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    total = st[3]
+    while True:
+        jn = hid[head]
+        t_next = hk[head]
+        if not t_next < t_stop:
+            break
+        if t_next > t_prev:
+            total += max(s2 - s1 * s1 / n, 0.0) * (t_next - t_prev)
+            t_prev = t_next
+        w = ptr[jn] - seg_base[jn]
+        old = seg[jn, w - 1, SG_REL] - shift
+        new = seg[jn, w, SG_REL] - shift
+        s1 += new - old
+        s2 += new * new - old * old
+        ptr[jn] += 1
+        key = (seg[jn, w + 1, SG_HI] + seg[jn, w + 1, SG_LO]) if w + 1 < n_seg[jn] else np.inf
+        head = order_requeue(hk, hid, head, key, jn)
+    st[0] = t_prev
+    st[1] = s1
+    st[2] = s2
+    st[3] = total
+
+
+@njit
+def spread_close(st, t_end, n):
+    """The spread integral of :func:`spread_add`'s state, on to ``t_end`` (s)."""
+    total = st[3]
+    if t_end > st[0]:
+        total += max(st[2] - st[1] * st[1] / n, 0.0) * (t_end - st[0])
     return total

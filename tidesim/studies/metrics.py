@@ -19,9 +19,6 @@ import math
 
 import numpy as np
 
-from .._jit import njit
-from ..models._kernels import order_requeue, order_start, segment_energy
-
 __all__ = [
     "energy",
     "energy_spread",
@@ -39,9 +36,9 @@ __all__ = [
 
 
 def energy(trace) -> float:
-    """``Σ_i ∫_0^T (f_i/f_nom - 1)^2 dt`` with t in seconds (Callisto's criterion)."""
-    return float(segment_energy(trace.seg_hi, trace.seg_lo, trace.seg_rel, trace.n_seg,
-                                trace.until_s))
+    """``Σ_i ∫ (f_i/f_nom - 1)^2 dt`` with t in seconds, from the epoch (Callisto's
+    criterion; see :attr:`tidesim.models.Trace.energy`)."""
+    return trace.energy
 
 
 def settle_time_s(trace) -> float | None:
@@ -49,38 +46,10 @@ def settle_time_s(trace) -> float | None:
 
     Stability is the detector of :class:`~tidesim.models.Stability`
     (count within ±margin of a reference for a window). Links that never came
-    up do not count.
+    up do not count. The core tracks it while running, so it is known in
+    every recording (:attr:`tidesim.models.Trace.settle_time_s`).
     """
-    from ..models._kernels import FLAG_STABLE
-
-    dst = np.ascontiguousarray(trace.links[:, 1])
-    first = np.empty(dst.size, dtype=np.int64)
-    _stable_from(_time_major(trace.flags), dst, trace.n_samp, FLAG_STABLE, first)
-    settle = 0.0
-    for l in range(dst.size):
-        j = int(dst[l])
-        q = int(trace.n_samp[j])
-        if q == 0 or not trace.link_up[l]:
-            continue
-        if first[l] == q:
-            return None
-        settle = max(settle, float(trace.samp_t[j, first[l]]))
-    return settle
-
-
-@njit
-def _stable_from(flags, dst, n_samp, bit, first):
-    """``first[l]``: the sample after the last one where link ``l`` lacks ``bit``.
-
-    ``flags[sample, link]`` are the recorded detector flags; ``first[l]`` is 0
-    when the link has the bit at every sample, ``n_samp[dst[l]]`` when it
-    lacks it at its last one.
-    """
-    for l in range(dst.size):
-        k = n_samp[dst[l]] - 1
-        while k >= 0 and flags[k, l] & bit != 0:
-            k -= 1
-        first[l] = k + 1
+    return trace.settle_time_s
 
 
 # --------------------------------------------------------------------- frequencies
@@ -127,70 +96,17 @@ def spread_over_time(trace, times=None) -> tuple[np.ndarray, np.ndarray]:
 
 def final_frequency_ppm(trace) -> float:
     """The common frequency at the end of the run: the mean final offset (ppm)."""
-    return float(np.mean(trace.final_offsets_ppm))
-
-
-@njit
-def _spread_energy(seg_hi, seg_rel, n_seg, t_end):
-    """``Σ_j ∫_0^t_end (rel_j - mean_k rel_k)² dt``: an n-way merge of the segment starts.
-
-    Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
-    initial mean, updated per segment change. The next change comes from a
-    circular order of the nodes' next segment starts (the core's sample order,
-    :func:`~tidesim.models._kernels.order_requeue`): nodes mostly change
-    segment in turn, so a change rarely moves more than one entry.
-    """
-    n = n_seg.size
-    ptr = np.ones(n, dtype=np.int64)
-    nxt = np.empty(n)
-    c = 0.0
-    for j in range(n):
-        c += seg_rel[j, 0]
-    c /= n
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(n):
-        x = seg_rel[j, 0] - c
-        s1 += x
-        s2 += x * x
-        nxt[j] = seg_hi[j, 1] if n_seg[j] > 1 else np.inf
-    # sorted by (time, node): ties go to the lowest node, as a linear scan would
-    hk, hid = order_start(nxt)
-    head = 0
-    t_prev = 0.0
-    total = 0.0
-    while True:
-        jn = hid[head]
-        t_next = hk[head]
-        if t_next > t_end:
-            t_next = t_end
-        if t_next > t_prev:
-            total += max(s2 - s1 * s1 / n, 0.0) * (t_next - t_prev)
-            t_prev = t_next
-        if t_next >= t_end:
-            break
-        p = ptr[jn]
-        old = seg_rel[jn, p - 1] - c
-        new = seg_rel[jn, p] - c
-        s1 += new - old
-        s2 += new * new - old * old
-        ptr[jn] = p + 1
-        key = seg_hi[jn, p + 1] if p + 1 < n_seg[jn] else np.inf
-        head = order_requeue(hk, hid, head, key, jn)
-    return total
+    return trace.common_offset_ppm
 
 
 def energy_spread(trace) -> float:
-    """``Σ_i ∫_0^T (ω_i - ω̄)² dt`` (s), ``ω̄`` the mean over nodes at each instant.
+    """``Σ_i ∫ (ω_i - ω̄)² dt`` (s), ``ω̄`` the mean over nodes at each instant.
 
     This is the part of :func:`energy` that the controller spends pulling the
     nodes together (what :func:`~tidesim.studies.analysis.predicted_energy`
-    predicts); it is exact, computed from the segments (with the segment
-    boundaries :func:`energy` uses).
+    predicts); exact, integrated from the segments while running.
     """
-    if trace.until_s <= 0:
-        return 0.0
-    return float(_spread_energy(trace.seg_hi, trace.seg_rel, trace.n_seg, float(trace.until_s)))
+    return trace.energy_spread
 
 
 # ------------------------------------------------------------------------- counts
@@ -205,75 +121,20 @@ def max_abs_count_per_link(trace, kind: str = "measured") -> np.ndarray:
             elastic-buffer count relative to its reference) or ``"ddc"``
             (the domain difference counter).
     """
-    if kind == "measured":
-        kind = "ddc" if trace.system.measure == "ddc" else "buffer"
-    if kind not in ("buffer", "ddc"):
-        from ..errors import ConfigError
-
-        raise ConfigError("kind", kind, "must be one of ['measured', 'buffer', 'ddc']")
-    arr = trace.ddc if kind == "ddc" else trace.counts
-    out = np.zeros(trace.links.shape[0], dtype=np.int64)
-    _max_abs(_time_major(arr), np.ascontiguousarray(trace.links[:, 1]), trace.n_samp, out)
-    return out
-
-
-# The kernels below read the recorded arrays time-major (``[sample, link]``,
-# the layout the core records in); other layouts are copied into it first.
-
-
-def _time_major(arr: np.ndarray) -> np.ndarray:
-    """``arr[link, sample]`` as a C-contiguous ``[sample, link]`` array."""
-    return np.ascontiguousarray(arr.T)
-
-
-@njit
-def _max_abs(arr, dst, n_samp, out):
-    """Largest ``|arr[k, l]|`` over each link's recorded samples (``arr[sample, link]``)."""
-    n_links = arr.shape[1]
-    q_end = np.empty(n_links, dtype=np.int64)
-    q_min = arr.shape[0]
-    q_max = 0
-    for l in range(n_links):
-        q_end[l] = n_samp[dst[l]]
-        q_min = min(q_min, q_end[l])
-        q_max = max(q_max, q_end[l])
-    # the samples every link has, with no test per entry
-    for k in range(q_min):
-        for l in range(n_links):
-            out[l] = max(out[l], abs(np.int64(arr[k, l])))
-    for k in range(q_min, q_max):
-        for l in range(n_links):
-            if k < q_end[l]:
-                out[l] = max(out[l], abs(np.int64(arr[k, l])))
+    return trace.max_abs_count(kind)
 
 
 def link_stability(trace) -> dict[str, np.ndarray]:
     """Each link's stability detector at the end of the run.
 
-    The core runs the detector (``tidesim.models._kernels.stability_update``)
-    on every link at every sample and keeps its state; this reads it. At the
-    sample where a buffer armed on stability (``buffer.arm = "stable"``) is
-    centred, the detector sees the count before centring.
+    At the sample where a buffer armed on stability (``buffer.arm =
+    "stable"``) is centred, the detector sees the count before centring.
 
     Returns:
         ``{"up", "stable", "settled": bool[L], "reference": int64[L],
-        "since_s": float64[L]}``: *stable* as the detector reports it at the
-        last sample, *settled* when also ``|reference| < margin``. Links that
-        never came up are neither (their ``since_s`` is NaN).
+        "since_s": float64[L]}`` (:meth:`tidesim.models.Trace.detector`).
     """
-    from ..models import _kernels as K
-
-    ls, lf = trace.link_state, trace.link_fstate
-    up = np.asarray(trace.link_up, dtype=bool)
-    ref = ls[:, K.LS_STREF].copy()
-    stable = (ls[:, K.LS_STABLE] == 1) & up
-    return {
-        "up": up,
-        "stable": stable,
-        "settled": stable & (np.abs(ref) < trace.system.stability.margin),
-        "reference": ref,
-        "since_s": lf[:, K.LF_STSINCE].copy(),
-    }
+    return trace.detector()
 
 
 def _intervals(on: np.ndarray, times: np.ndarray, end_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -368,10 +229,13 @@ def run_metrics(trace, *, analysis: bool = True) -> dict:
     Keys:
 
     * run: ``topology_name``, ``nodes``, ``links``, ``simulated_s``, ``stopped_early``;
-    * convergence: ``converged``, ``settle_time_s`` (None when not
-      converged), ``links_stable``, ``links_settled`` (at the end, from
-      :func:`link_stability`), ``all_settled``;
-    * frequency: ``final_frequency_ppm`` (mean final offset),
+    * convergence: ``converged`` (:attr:`tidesim.models.Trace.converged`),
+      ``settle_time_s`` (None when the links are not all stable at the end),
+      ``faults_after_settle``, ``runaway``, ``links_stable``,
+      ``links_settled`` (at the end, from :func:`link_stability`),
+      ``all_settled``;
+    * frequency: ``final_frequency_ppm`` (mean final offset, the common
+      frequency),
       ``final_spread_ppb``, ``energy``, ``energy_spread``;
     * counts: ``max_abs_count`` (measured, over all links), ``max_abs_buffer``
       (elastic-buffer counts);
@@ -394,8 +258,10 @@ def run_metrics(trace, *, analysis: bool = True) -> dict:
         "links": int(trace.links.shape[0]),
         "simulated_s": float(trace.until_s),
         "stopped_early": bool(trace.stopped_early),
-        "converged": settle is not None,
+        "converged": trace.converged,
         "settle_time_s": settle,
+        "faults_after_settle": trace.faults_after_settle,
+        "runaway": trace.runaway,
         "links_up": int(up.sum()),
         "links_stable": int(stab["stable"].sum()),
         "links_settled": int(stab["settled"].sum()),
@@ -423,27 +289,4 @@ def run_metrics(trace, *, analysis: bool = True) -> dict:
 
 def summary(trace) -> dict:
     """The JSON summary of ``tidesim run --json`` (without run-level keys)."""
-    sys = trace.system
-    offsets = trace.final_offsets_ppm
-    settle = settle_time_s(trace)
-    max_abs = int(max_abs_count_per_link(trace).max(initial=0))
-    ugn = trace.ugn
-    return {
-        "name": sys.name,
-        "nodes": sys.n_nodes,
-        "links": int(trace.links.shape[0]),
-        "topology": sys.topology.name,
-        "fidelity": trace.fidelity,
-        "simulated_s": float(trace.until_s),
-        "converged": settle is not None,
-        "settle_time_s": settle,
-        "final_offsets_ppm": [float(x) for x in offsets],
-        "final_spread_ppb": float((offsets.max() - offsets.min()) * 1e3),
-        "max_abs_count": max_abs,
-        "measure": sys.measure,
-        "energy": energy(trace),
-        "faults": [f.as_dict() for f in trace.faults],
-        "ugn": [[int(i), int(j), int(ugn[l])] for l, (i, j) in enumerate(trace.links)
-                if trace.link_up[l]],
-        "stopped_early": trace.stopped_early,
-    }
+    return trace.summary()

@@ -11,6 +11,8 @@ test, with or without the fixture:
 * :func:`assert_no_buffer_faults`, :func:`assert_converged`,
   :func:`assert_ugn_constant` -- the checks, with messages that name the
   node, link, cycle and time;
+* :func:`assert_same_run` -- two traces are one run, bit for bit (two
+  fidelities, a run advanced in pieces, another backend);
 * :func:`make_system` -- the factory behind ``bittide_system``;
 * :func:`record_trace` -- attach any other trace to the running test.
 """
@@ -18,6 +20,7 @@ test, with or without the fixture:
 from .checks import (
     assert_converged,
     assert_no_buffer_faults,
+    assert_same_run,
     assert_ugn_constant,
     make_system,
     record_trace,
@@ -28,6 +31,7 @@ from .checks import (
 __all__ = [
     "assert_converged",
     "assert_no_buffer_faults",
+    "assert_same_run",
     "assert_ugn_constant",
     "make_system",
     "record_trace",

@@ -12,9 +12,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+from numpy.testing import assert_array_equal
 
 __all__ = [
     "assert_converged",
+    "assert_same_run",
     "assert_no_buffer_faults",
     "assert_ugn_constant",
     "make_system",
@@ -100,8 +102,6 @@ def assert_converged(trace, *, within_s: float | None = None,
             spread (ppb, largest minus smallest).
     """
     __tracebackhide__ = True
-    from ..studies.metrics import settle_time_s
-
     record_trace(trace)
     problems = []
     for l in range(trace.links.shape[0]):
@@ -119,7 +119,7 @@ def assert_converged(trace, *, within_s: float | None = None,
     if problems:
         raise AssertionError(f"not converged at t={trace.until_s:.9g} s; "
                              f"{len(problems)} link(s) unstable:\n" + "\n".join(problems))
-    settle = settle_time_s(trace)
+    settle = trace.settle_time_s
     if within_s is not None and settle is not None and settle > within_s:
         raise AssertionError(f"converged at t={settle:.9g} s, later than {within_s:.9g} s")
     if max_spread_ppb is not None:
@@ -132,89 +132,132 @@ def assert_converged(trace, *, within_s: float | None = None,
 
 
 def ugn_per_sample(trace, link: int) -> tuple[np.ndarray, np.ndarray]:
-    """The logical latency of ``link`` at each of its receiver's samples after link-up.
-
-    At a sample the buffer holds ``count + reference`` frames and ``A - R =
-    ddc + (A0 - R0)``, so ``λ = occupancy - A + R`` is
-    ``count + reference - ddc - (A0 - R0)``.
+    """The logical latency of ``link`` at each of its receiver's samples since
+    its buffer was armed (:meth:`tidesim.models.Trace.logical_latency`).
 
     Returns:
-        ``(sample indices, λ)`` of the samples at or after link-up.
+        ``(sample indices, λ)``, both int64.
     """
-    from ..models import _kernels as K
-
-    j = int(trace.links[link, 1])
-    q = int(trace.n_samp[j])
-    t = trace.samp_t[j, :q]
-    if not trace.link_up[link]:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    idx = np.flatnonzero(t >= trace.system.link_up_s[link])
-    ref = trace.system.buffer.reference_frames
-    lam = (trace.counts[link, idx].astype(np.int64) + ref - trace.ddc[link, idx]
-           - int(trace.link_state[link, K.LS_BASE]))
-    return idx, lam
+    lam = trace.logical_latency()[link]
+    idx = np.flatnonzero(~np.ma.getmaskarray(lam))
+    return idx, np.asarray(lam.data[idx], dtype=np.int64)
 
 
 def assert_ugn_constant(trace, reference=None) -> None:
     """Fail if a link's logical latency (UGN) changed.
 
-    Without ``reference``: for every link that came up, ``λ`` must be the
-    same at every sample from the moment its buffer was armed (link-up, or
+    Without ``reference``: for every link whose buffer was armed, ``λ`` must
+    be the same at every sample from the moment it was armed (link-up, or
     first stability with ``arm = "stable"``) and at the end of the run. Any
     over- or underflow, adjustment or auto-centring changes it.
 
     With ``reference`` (another trace, or an array of one ``λ`` per link, or
-    the ``[src, dst]`` matrix of :meth:`Trace.ugn_matrix`): the UGNs at the end
-    of ``trace`` must equal the reference's for every link up in both.
+    the ``[src, dst]`` matrix of :meth:`Trace.ugn_matrix`, masked arrays
+    included): the UGNs at the end of ``trace`` must equal the reference's
+    for every link reported in both.
     """
     __tracebackhide__ = True
-    from ..models import _kernels as K
-
     record_trace(trace)
     links = trace.links
+    ugn = trace.ugn
     problems = []
     if reference is not None:
-        if hasattr(reference, "ugn") and hasattr(reference, "link_up"):
+        if hasattr(reference, "ugn") and hasattr(reference, "links"):
             record_trace(reference)
-            ref_ugn, ref_up = np.asarray(reference.ugn), np.asarray(reference.link_up)
+            ref = reference.ugn
         else:
-            arr = np.asarray(reference, dtype=np.int64)
-            if arr.ndim == 2:
-                arr = arr[links[:, 0], links[:, 1]]
-            if arr.shape != (links.shape[0],):
+            ref = np.ma.asarray(reference)
+            if ref.ndim == 2:
+                ref = ref[links[:, 0], links[:, 1]]
+            if ref.shape != (links.shape[0],):
                 raise ValueError(f"reference must have one UGN per link ({links.shape[0]}) "
-                                 f"or be an [n, n] matrix, got shape {arr.shape}")
-            ref_ugn, ref_up = arr, arr >= 0
-        for l in range(links.shape[0]):
-            if trace.link_up[l] and ref_up[l] and trace.ugn[l] != ref_ugn[l]:
-                problems.append(f"  {_link_name(trace, l)}: UGN {int(trace.ugn[l])}, "
-                                f"reference {int(ref_ugn[l])}")
+                                 f"or be an [n, n] matrix, got shape {ref.shape}")
+        both = ~np.ma.getmaskarray(ugn) & ~np.ma.getmaskarray(ref)
+        for l in np.flatnonzero(both & (ugn.data != np.ma.getdata(ref))).tolist():
+            problems.append(f"  {_link_name(trace, l)}: UGN {int(ugn.data[l])}, "
+                            f"reference {int(np.ma.getdata(ref)[l])}")
         if problems:
             raise AssertionError("UGNs differ from the reference:\n" + "\n".join(problems))
         return
-    for l in range(links.shape[0]):
-        if not trace.link_up[l]:
-            continue
+    lam_all = trace.logical_latency()
+    final = trace.final_logical_latency
+    for l in np.flatnonzero(trace.armed & trace.link_up).tolist():
         j = int(links[l, 1])
-        idx, lam = ugn_per_sample(trace, l)
-        armed_t = trace.link_fstate[l, K.LF_ARM_T]
-        if trace.link_state[l, K.LS_ARMED] == 1:
-            keep = trace.samp_t[j, idx] >= armed_t
-            idx, lam = idx[keep], lam[keep]
-        if lam.size == 0:
+        lam = lam_all[l]
+        idx = np.flatnonzero(~np.ma.getmaskarray(lam))
+        if idx.size == 0:
             continue
-        moved = np.flatnonzero(lam != lam[0])
+        vals = lam.data[idx]
+        moved = np.flatnonzero(vals != vals[0])
         if moved.size:
             q = int(idx[moved[0]])
-            problems.append(f"  {_link_name(trace, l)}: UGN {int(lam[0])} changed to "
-                            f"{int(lam[moved[0]])} by cycle {int(trace.samp_m[j, q])}, "
+            problems.append(f"  {_link_name(trace, l)}: UGN {int(vals[0])} changed to "
+                            f"{int(vals[moved[0]])} by cycle {int(trace.samp_m[j, q])}, "
                             f"t={float(trace.samp_t[j, q]):.12g} s")
-        elif int(trace.ugn[l]) != int(lam[0]):
-            problems.append(f"  {_link_name(trace, l)}: UGN {int(lam[0])} changed to "
-                            f"{int(trace.ugn[l])} by the end of the run "
+        elif int(final.data[l]) != int(vals[0]):
+            problems.append(f"  {_link_name(trace, l)}: UGN {int(vals[0])} changed to "
+                            f"{int(final.data[l])} by the end of the run "
                             f"(t={trace.until_s:.12g} s)")
     if problems:
         raise AssertionError("logical latency not constant:\n" + "\n".join(problems))
+
+
+_PER_SAMPLE = ("counts", "ddc", "flags", "n_samp", "samp_t", "samp_m", "samp_c", "samp_des")
+_HISTORY = ("n_seg", "seg_hi", "seg_lo", "seg_k", "seg_P", "seg_rel")
+
+
+def assert_same_run(a, b, *, samples: bool = True, history: bool = True) -> None:
+    """Fail unless ``a`` and ``b`` are the same run, bit for bit, through everything
+    a :class:`~tidesim.models.Trace` shows: per-sample records, segment history,
+    final state of every node and link, faults and summary.
+
+    Use it to check that one system gives one run whatever computes it: both
+    fidelities, a run advanced in pieces, another backend.
+
+    Args:
+        a, b: the traces (their fidelity and recording may differ).
+        samples: compare the per-sample records (both recorded them).
+        history: compare the segment history (both kept it).
+    """
+    __tracebackhide__ = True
+    if samples:
+        for name in _PER_SAMPLE:
+            assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        for x, y in ((a.controller_states, b.controller_states),):
+            assert (x is None) == (y is None)
+            if x is not None:
+                assert_array_equal(x, y)
+        lam_a, lam_b = a.logical_latency(), b.logical_latency()
+        assert_array_equal(np.ma.getmaskarray(lam_a), np.ma.getmaskarray(lam_b))
+        assert_array_equal(lam_a.filled(0), lam_b.filled(0))
+    if history:
+        for name in _HISTORY:
+            assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("final_offsets_ppm", "n_updates", "link_up", "armed", "armed_cycle",
+                 "stable_from_s", "controller_state", "ugn_reported"):
+        assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert_array_equal(a.armed_at_s, b.armed_at_s)
+    assert_array_equal(a.ugn.filled(0), b.ugn.filled(0))
+    sa, sb = a.buffer_state(), b.buffer_state()
+    for key in sa.keys() & sb.keys():
+        assert_array_equal(sa[key], sb[key], err_msg=key)
+    da, db = a.detector(), b.detector()
+    for key in da:
+        assert_array_equal(da[key], db[key], err_msg=key)
+    for kind in ("buffer", "ddc"):
+        assert_array_equal(a.max_abs_count(kind), b.max_abs_count(kind), err_msg=kind)
+    assert a.faults == b.faults
+    assert a.status == b.status
+    assert a.until_s == b.until_s
+    assert a.settle_time_s == b.settle_time_s
+    assert a.faults_after_settle == b.faults_after_settle
+    assert a.energy == b.energy
+    assert a.energy_spread == b.energy_spread
+    sum_a, sum_b = a.summary(), b.summary()
+    for key in ("fidelity", "record"):
+        sum_a.pop(key)
+        sum_b.pop(key)
+    assert sum_a == sum_b
 
 
 def make_system(config=None, /, **kwargs):
