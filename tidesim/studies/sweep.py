@@ -38,13 +38,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._progress import progress_bar
 from ..backends.executors import ExecutorAdapter, SweepExecutor, make_executor
 from ..errors import ConfigError, TidesimError
 from . import _worker
@@ -123,51 +123,6 @@ class SweepResult:
         return self.out_dir / RESULTS_CSV
 
 
-class _Progress:
-    """``done/total``, rate and ETA on one self-overwriting line of stderr."""
-
-    def __init__(self, total: int, done: int, setting: Any) -> None:
-        self.total = total
-        self.done = done
-        self.start_done = done
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.callback = setting if callable(setting) else None
-        if setting is None:
-            setting = sys.stderr.isatty()
-        self.enabled = bool(setting) and self.callback is None
-        self.shown = False
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-            return
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= 0.1 or self.done >= self.total):
-            self.last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        width = 24
-        frac = self.done / self.total if self.total else 1.0
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        new = self.done - self.start_done
-        elapsed = now - self.t0
-        rate = new / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else math.nan
-        eta_s = "--:--" if not math.isfinite(eta) else f"{int(eta) // 60:d}:{int(eta) % 60:02d}"
-        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} runs  {rate:.1f} runs/s  "
-                         f"ETA {eta_s} ")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def run_sweep(
     sweep: Sweep,
     out_dir: str | Path,
@@ -232,9 +187,12 @@ def run_sweep(
         skipped = len(runs) - len(pending)
         ran = errors = 0
         problems: list[str] = []
-        bar = _Progress(len(runs), skipped, progress)
         ex = _executor(executor, workers, executor_options)
         owned = False
+        # nothing to run, nothing to show
+        shown = (None if callable(progress) else progress) if pending else False
+        bar = progress_bar(len(runs), initial=skipped, unit="run", enabled=shown,
+                           callback=progress if callable(progress) else None)
         try:
             if pending:
                 if not ex.started:
@@ -252,7 +210,7 @@ def run_sweep(
                             results = fut.result()
                         except Exception as exc:  # noqa: BLE001 - a lost task: re-run later
                             problems.append(f"{type(exc).__name__}: {exc}")
-                            bar.advance(len(chunk))
+                            bar.update(len(chunk))
                             continue
                         for res in results:
                             if "crash" in res:
@@ -264,7 +222,7 @@ def run_sweep(
                             done[row["run_id"]] = row
                             ran += 1
                             errors += row["error"] is not None
-                        bar.advance(len(chunk))
+                        bar.update(len(chunk))
                 except BaseException:
                     for fut in futures:
                         fut.cancel()
