@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._paths import check_output_file
 from .errors import ConfigError, TidesimError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
@@ -173,22 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _check_writable(field: str, path: str) -> None:
-    """Create ``path``'s directory and check a file can be written there,
-    before a run whose output would otherwise be lost at the end."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(field, path, f"must be in a directory that can be created "
-                                       f"({exc.strerror})") from None
-    if target.is_dir():
-        raise ConfigError(field, path, "must be a file path, not a directory")
-    if not os.access(target.parent, os.W_OK) or (target.exists()
-                                                   and not os.access(target, os.W_OK)):
-        raise ConfigError(field, path, "must be a writable file path")
-
-
 def _error(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
@@ -213,9 +197,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .studies.plots import check_plot_path
 
         check_plot_path(args.plot)
-        _check_writable("run.plot", args.plot)
+        check_output_file("run.plot", args.plot)
     if args.vcd is not None:
-        _check_writable("run.vcd", args.vcd)
+        check_output_file("run.vcd", args.vcd)
     system = build_system(run_cfg)
     start = time.perf_counter()
     trace = system.run(

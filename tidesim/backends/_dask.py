@@ -31,6 +31,7 @@ from .executors import SweepExecutor
 __all__ = ["DaskExecutor"]
 
 _INSTALL = "needs dask[distributed] (pip install 'tidesim[dask]')"
+_CONNECT_S = 10.0  # a scheduler that answers at all answers within this (s)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -56,7 +57,8 @@ class DaskExecutor(SweepExecutor):
             workers to wait for (default 1).
         scheduler: address of a running scheduler (``tcp://HOST:8786``).
         client: a ``distributed.Client`` to use (not closed here).
-        timeout_s: how long to wait for the scheduler and the workers (s).
+        timeout_s: how long to wait for the workers to join (s); connecting
+            to a scheduler waits at most 10 s of it.
         warmup: a module-level function each worker calls once before the
             first task (its failure is ignored: the first task reports it).
         preload: unused (Dask workers import what a task needs); accepted so
@@ -150,7 +152,8 @@ class DaskExecutor(SweepExecutor):
             raise ConfigError(field, value, _INSTALL) from None
         if self.scheduler is not None:
             try:
-                return Client(self.scheduler, timeout=f"{self.timeout_s:g}s")
+                connect_s = min(self.timeout_s, _CONNECT_S)
+                return Client(self.scheduler, timeout=f"{connect_s:g}s")
             except Exception as exc:  # noqa: BLE001 - bad scheme, refused, timed out: one line
                 raise ConfigError("--scheduler", self.scheduler,
                                   f"must be a reachable Dask scheduler ({_one_line(exc)})") \

@@ -18,6 +18,9 @@ latency draws and wander differ between runs and are reproducible. Sample
 crc32(k))``: every grid point sees the same samples (a paired design), and
 adding a key leaves the other keys' draws alone.
 
+A sweep has at most :data:`MAX_RUNS` runs: a larger one is refused when it
+is made, from its counts alone, before any run's config is built.
+
 A run's overrides are written into the base config *before* its preset is
 merged (so ``{"topology": {"kind": "star", "k": 4}}`` replaces a preset's
 topology as it would in a config file), and its id is a hash of the merged
@@ -44,6 +47,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = [
+    "MAX_RUNS",
     "RANDOM_KINDS",
     "RunSpec",
     "Sweep",
@@ -56,6 +60,14 @@ __all__ = [
 
 RANDOM_KINDS = ("uniform", "log_uniform", "integers", "choice")
 """Distributions a ``[random]`` key can name."""
+
+MAX_RUNS = 1_000_000
+"""Most runs a sweep may have.
+
+Listing a run builds, merges and hashes its config: about 0.2 ms and 2.5 kB
+before anything is simulated. A million runs take minutes and gigabytes to
+list; a slip such as ``repeats = 1000000000`` would never finish.
+"""
 
 _SPEC_KEYS = ("base", "grid", "random", "samples", "repeats", "seed", "until_s", "fidelity")
 _FIDELITIES = ("event", "cycle")
@@ -178,6 +190,10 @@ def _random_spec(key: str, spec: Any) -> tuple[str, Any]:
     return kind, (lo, hi)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _draw(kind: str, args: Any, rng: np.random.Generator) -> Any:
     if kind == "uniform":
         return float(rng.uniform(args[0], args[1]))
@@ -284,6 +300,7 @@ class Sweep:
             raise ConfigError("samples", samples, "needs [random] keys to draw (use repeats)")
         self.repeats = check_int(repeats, "repeats", 1)
         self.seed = check_int(seed, "seed", 0)
+        self._check_size()
         if until_s is not None and (_number(until_s, "until_s") <= 0):
             raise ConfigError("until_s", until_s, "must be > 0")
         self.until_s = until_s
@@ -303,6 +320,21 @@ class Sweep:
         if self.fidelity is not None:
             out["fidelity"] = self.fidelity
         return to_python(out)
+
+    def _check_size(self) -> None:
+        """Refuse a sweep of more than :data:`MAX_RUNS` runs, before any run is listed."""
+        points = math.prod(len(v) for v in self.grid.values())
+        samples = max(self.samples, 1)
+        n = points * samples * self.repeats
+        if n <= MAX_RUNS:
+            return
+        # name the factor most likely to be the mistake
+        field, value = max((("grid", points), ("samples", samples), ("repeats", self.repeats)),
+                           key=lambda item: item[1])
+        raise ConfigError(field, value,
+                          f"must keep the sweep within {MAX_RUNS} runs (it has {n} = "
+                          f"{_count(points, 'grid point')} x {_count(samples, 'sample')} x "
+                          f"{_count(self.repeats, 'repeat')})")
 
     @property
     def n_runs(self) -> int:

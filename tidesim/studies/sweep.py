@@ -44,11 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._paths import check_output_dir
 from .._progress import progress_bar
 from ..backends.executors import ExecutorAdapter, SweepExecutor, make_executor
 from ..errors import ConfigError, TidesimError
 from . import _worker
-from ._spec import RANDOM_KINDS, RunSpec, Sweep, check_int, load_sweep, run_seed
+from ._spec import MAX_RUNS, RANDOM_KINDS, RunSpec, Sweep, check_int, load_sweep, run_seed
 from ._store import (
     RESULTS_CSV,
     RESULTS_JSONL,
@@ -61,6 +62,7 @@ from ._store import (
 )
 
 __all__ = [
+    "MAX_RUNS",
     "RANDOM_KINDS",
     "RESULTS_CSV",
     "RESULTS_JSONL",
@@ -174,10 +176,7 @@ def run_sweep(
         chunk_size = check_int(chunk_size, "--chunk", 1)
     sweep.check()
     runs = sweep.runs()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", str(out), "must be a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir("--out", out_dir)
     store = ResultStore(out)
     store.lock()
     try:
