@@ -98,6 +98,7 @@ class ResultStore:
         return rows
 
     def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row and fsync it: a finished run survives a kill from here on."""
         if self._fh is None:
             new = not self.path.exists()
             self._fh = self.path.open("ab")
@@ -108,6 +109,7 @@ class ResultStore:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
+        """Close the file and release the lock."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
