@@ -1,8 +1,11 @@
 """Bad input through the real command line: one clear line, exit status 2.
 
-Every case runs ``python -m tidesim run ...`` in a subprocess and checks that
-stderr is exactly one ``tidesim: error: ...`` line naming the offending key and
-value, with no traceback, and that nothing was simulated (stdout is empty).
+Every ``run`` case runs ``python -m tidesim run ...`` in a subprocess and
+checks that stderr is exactly one ``tidesim: error: ...`` line naming the
+offending key and value, with no traceback, and that nothing was simulated
+(stdout is empty). The ``sweep`` and ``plot`` cases call
+``tidesim.cli.main`` in this process and check the same, and that nothing
+was written.
 """
 
 from __future__ import annotations
@@ -296,3 +299,156 @@ def test_report_marks_missing_links():
         }
     )
     assert "overflow" in faulty and "no faults" not in faulty
+
+
+# ------------------------------------------------------------------ sweep and plot
+
+SWEEP_BASE = (
+    '[base]\npreset = "hitl-complete3"\nclock = {start_s = 0.0}\n'
+    'controller = {kind = "p", kp = 1e-6}\nactuator = {kind = "continuous"}\n'
+    "run = {until_s = 0.1}\n"
+)
+
+
+@dataclass(frozen=True)
+class SweepCase:
+    """A bad sweep: text before the spec's ``[base]``, flags, expected text of the line."""
+
+    id: str
+    head: str
+    flags: tuple[str, ...]
+    expect: tuple[str, ...]
+
+
+SWEEP_CASES = [
+    SweepCase("huge-repeats", "repeats = 1000000000\n", (),
+              ("repeats", "within 1000000 runs", "it has 1000000000", "got 1000000000")),
+    SweepCase("float-repeats", "repeats = 1e9\n", (),
+              ("repeats", "must be an integer", "got 1000000000.0")),
+    SweepCase("float-samples",
+              'samples = 2.5\n[random]\n"controller.kp" = {uniform = [1e-7, 1e-6]}\n', (),
+              ("samples", "must be an integer", "got 2.5")),
+    SweepCase("huge-product",
+              'samples = 1000\nrepeats = 1000\n[grid]\n"topology.n" = [3, 4, 5, 6]\n'
+              '[random]\n"controller.kp" = {uniform = [1e-7, 1e-6]}\n', (),
+              ("samples", "it has 4000000 = 4 grid points x 1000 samples x 1000 repeats",
+               "got 1000")),
+    SweepCase("huge-grid",
+              '[grid]\n"controller.kp" = [' + ", ".join(f"{k}e-9" for k in range(1, 1201))
+              + ']\n"controller.ki" = [' + ", ".join(f"{k}e-15" for k in range(1, 1001))
+              + "]\n", (), ("grid", "it has 1200000 = 1200000 grid points", "got 1200000")),
+    SweepCase("zero-workers", "", ("--workers", "0"), ("--workers", ">= 1", "got 0")),
+    SweepCase("negative-workers", "", ("--workers", "-2"), ("--workers", "got -2")),
+    SweepCase("zero-dask-local", "", ("--dask-local", "0"), ("--dask-local", ">= 1", "got 0")),
+    SweepCase("negative-dask-local", "", ("--dask-local", "-1"), ("--dask-local", "got -1")),
+    SweepCase("zero-chunk", "", ("--chunk", "0"), ("--chunk", ">= 1", "got 0")),
+    SweepCase("out-under-a-file", "", ("--out", "{spec}/out"),
+              ("--out", "must be a directory that can be created", "is a file")),
+    SweepCase("out-is-a-file", "", ("--out", "{spec}"), ("--out", "must be a directory")),
+]
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tidesim: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", SWEEP_CASES, ids=[c.id for c in SWEEP_CASES])
+def test_bad_sweep_is_one_line_exit_2(case: SweepCase, tmp_path: Path, capsys):
+    from tidesim.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(case.head + SWEEP_BASE, encoding="utf-8")
+    out = tmp_path / "out"
+    flags = [f.format(spec=spec) for f in case.flags]
+    if "--out" not in flags:
+        flags += ["--out", str(out)]
+    assert main(["sweep", str(spec), *flags]) == 2
+    line = _one_error_line(capsys)
+    for text in case.expect:
+        assert text in line, line
+    assert not out.exists()  # refused before anything ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_sweep_out_under_proc(tmp_path: Path, capsys):
+    from tidesim.cli import main
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SWEEP_BASE, encoding="utf-8")
+    assert main(["sweep", str(spec), "--out", "/proc/tidesim-out"]) == 2
+    line = _one_error_line(capsys)
+    assert "--out" in line and "/proc/tidesim-out" in line
+
+
+def test_dask_cluster_that_cannot_start(tmp_path: Path, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from tidesim.cli import main
+
+    def broken(*args, **kwargs):
+        raise OSError("no ports left")
+
+    monkeypatch.setattr(distributed, "LocalCluster", broken)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SWEEP_BASE, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--dask-local", "2"]) == 2
+    line = _one_error_line(capsys)
+    assert "--dask-local" in line and "must start a local Dask cluster" in line
+    assert "no ports left" in line
+    assert not (out / "results.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """A finished sweep of three short runs."""
+    import concurrent.futures as cf
+
+    from tidesim.studies.sweep import load_sweep, run_sweep
+
+    root = tmp_path_factory.mktemp("plotted")
+    spec = root / "spec.toml"
+    spec.write_text('[grid]\n"controller.kp" = [1e-7, 1e-6, 2e-6]\n' + SWEEP_BASE
+                    .replace("kp = 1e-6", "kp = 1e-7"), encoding="utf-8")
+    with cf.ThreadPoolExecutor(1) as pool:
+        run_sweep(load_sweep(spec), root / "out", executor=pool, progress=False)
+    return root / "out"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expect"),
+    [
+        (("--y", "worker"), ("plot.y", "must be a numeric column", "got 'worker'",
+                             "numeric columns: ", "nodes")),
+        (("--y", "topology_name"), ("plot.y", "'complete-3'", "got 'topology_name'")),
+        (("--out", "{dir}/results.csv/plot.png"),
+         ("plot.path", "must be in a directory that can be created", "results.csv is a file")),
+        (("--out", "{tmp}/a-dir.png"), ("plot.path", "must be a file path, not a directory")),
+    ],
+    ids=["text-y", "name-y", "out-under-a-file", "out-is-a-directory"],
+)
+def test_bad_plot_is_one_line_exit_2(sweep_dir: Path, flags, expect, tmp_path: Path, capsys):
+    from tidesim.cli import main
+
+    (tmp_path / "a-dir.png").mkdir()
+    before = sorted(p.name for p in sweep_dir.iterdir())
+    args = [f.format(dir=sweep_dir, tmp=tmp_path) for f in flags]
+    assert main(["plot", str(sweep_dir), *args]) == 2
+    line = _one_error_line(capsys)
+    for text in expect:
+        assert text in line, line
+    assert sorted(p.name for p in sweep_dir.iterdir()) == before  # nothing drawn
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_plot_out_under_proc(sweep_dir: Path, capsys):
+    from tidesim.cli import main
+
+    assert main(["plot", str(sweep_dir), "--out", "/proc/tidesim-plot.png"]) == 2
+    line = _one_error_line(capsys)
+    assert "plot.path" in line and "/proc/tidesim-plot.png" in line

@@ -279,6 +279,9 @@ def test_sweep_directory(sweep_dir, tmp_path):
     ([], {"x": "kp"}, "plot.results", "at least one run"),
     ([1, 2], {"x": "kp"}, "plot.results", "list of rows"),
     ("/nonexistent/sweep", {"x": "kp"}, "plot.results", "sweep output directory"),
+    (ROWS, {"x": "kp", "y": "topology"}, "plot.y", "must be a numeric column (it holds 'cycle'"),
+    (ROWS, {"x": "kp", "y": "topology"}, "plot.y", "numeric columns: settle_time_s, kp)"),
+    ([{"kp": 1, "f": [1.0]}], {"x": "kp", "y": "f"}, "plot.y", "numeric column"),
 ])
 def test_bad_sweep_plot_arguments(tmp_path, results, kwargs, field, words):
     with pytest.raises(ConfigError) as err:

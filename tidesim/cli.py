@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._paths import check_output_file
 from .errors import ConfigError, TidesimError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
@@ -177,22 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _check_writable(field: str, path: str) -> None:
-    """Create ``path``'s directory and check a file can be written there,
-    before a run whose output would otherwise be lost at the end."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(field, path, f"must be in a directory that can be created "
-                                       f"({exc.strerror})") from None
-    if target.is_dir():
-        raise ConfigError(field, path, "must be a file path, not a directory")
-    if not os.access(target.parent, os.W_OK) or (target.exists()
-                                                   and not os.access(target, os.W_OK)):
-        raise ConfigError(field, path, "must be a writable file path")
-
-
 def _error(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
@@ -217,9 +201,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .studies.plots import check_plot_path
 
         check_plot_path(args.plot)
-        _check_writable("run.plot", args.plot)
+        check_output_file("run.plot", args.plot)
     if args.vcd is not None:
-        _check_writable("run.vcd", args.vcd)
+        check_output_file("run.vcd", args.vcd)
     record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
     start = time.perf_counter()
@@ -273,25 +257,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ConfigError(flag, value, "must be an integer >= 1")
     sweep = load_sweep(args.spec)
-    sweep.check()  # every run's config, before any cluster starts
-    client = cluster = None
-    executor = None
-    workers = args.workers
-    try:
-        if args.scheduler is not None or args.dask_local is not None:
-            client, cluster = _dask_client(args.scheduler, args.dask_local)
-            executor = client.get_executor()
-            workers = max(1, sum(client.nthreads().values()))
-            from .studies.sweep import prepare_dask_workers
-
-            prepare_dask_workers(client, own_cluster=cluster is not None)
-        result = run_sweep(sweep, args.out, executor=executor, workers=workers,
-                           chunk_size=args.chunk)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+    sweep.check()  # every run's config, before any worker starts
+    if args.scheduler is not None:
+        executor, workers, options = "dask", None, {"scheduler": args.scheduler}
+    elif args.dask_local is not None:
+        executor, workers, options = "dask", args.dask_local, {}
+    else:
+        executor, workers, options = "processes", args.workers, {}
+    result = run_sweep(sweep, args.out, executor=executor, workers=workers,
+                       chunk_size=args.chunk, executor_options=options)
     print(f"{result.total} runs: {result.ran} run now, {result.skipped} already done, "
           f"{result.errors} with errors, in {result.wall_s:.3g} s; table: {result.csv_path}")
     return 0
@@ -325,32 +299,6 @@ def _first_swept_key(directory: Path) -> str:
     if not keys:
         raise ConfigError("--x", None, f"is required ({spec_path} sweeps no key)")
     return str(keys[0])
-
-
-def _dask_client(address: str | None, n_local: int | None):
-    """A Dask client: connected to ``address``, or to a new local cluster."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        flag = "--scheduler" if address is not None else "--dask-local"
-        raise ConfigError(flag, address or n_local,
-                          "needs dask[distributed] (pip install 'tidesim[dask]')") from None
-    if address is not None:
-        try:
-            return Client(address, timeout="10s"), None
-        except Exception as exc:  # noqa: BLE001 - bad scheme, refused, timed out: one line
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise ConfigError("--scheduler", address,
-                              f"must be a reachable Dask scheduler ({reason})") from None
-    import logging
-
-    cluster = LocalCluster(n_workers=n_local, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    try:
-        return Client(cluster), cluster
-    except BaseException:
-        cluster.close()
-        raise
 
 
 def _apply_overrides(cfg: dict, args: argparse.Namespace) -> None:

@@ -1,7 +1,10 @@
-"""Backends: where a bittide system's results go, and (later) where it runs.
+"""Backends: where a bittide system's results go, and where its runs run.
 
 * :mod:`tidesim.backends.vcd` -- :func:`write_vcd` writes a run's waveforms
   as a VCD file with a GTKWave save file beside it (``docs/waveforms.md``).
+* :mod:`tidesim.backends.executors` -- :class:`SweepExecutor`, the workers a
+  sweep's runs go to, made by name with :func:`make_executor`: ``"processes"``
+  (local worker processes) or ``"dask"`` (a Dask cluster).
 
 Names are imported on first use, so ``import tidesim.backends`` stays cheap.
 """
@@ -10,12 +13,31 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["gtkw_path", "write_vcd"]
+__all__ = [
+    "ExecutorAdapter",
+    "SweepExecutor",
+    "executor_names",
+    "gtkw_path",
+    "make_executor",
+    "register_executor",
+    "write_vcd",
+]
+
+_MODULES = {
+    "gtkw_path": "vcd",
+    "write_vcd": "vcd",
+    "ExecutorAdapter": "executors",
+    "SweepExecutor": "executors",
+    "executor_names": "executors",
+    "make_executor": "executors",
+    "register_executor": "executors",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("gtkw_path", "write_vcd"):
-        from . import vcd
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return getattr(vcd, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import check_output_file
 from ..errors import ConfigError
 from .metrics import settle_time_s, stable_periods
 from .tables import aggregate, as_number, format_value
@@ -212,12 +213,14 @@ def plot_run(trace, path: str | Path, *, nodes: Iterable[int] | None = None,
         The path written.
 
     Raises:
-        ConfigError: a bad suffix (``plot.path``), node list (``plot.nodes``)
-            or window (``plot.from_s``, ``plot.to_s``), or no matplotlib.
+        ConfigError: a bad suffix or a path that cannot be written
+            (``plot.path``), node list (``plot.nodes``) or window
+            (``plot.from_s``, ``plot.to_s``), or no matplotlib.
     """
     path = check_plot_path(path)
     chosen = _node_list(trace, nodes)
     t0, t1 = _window(trace, from_s, to_s)
+    check_output_file("plot.path", path)
     sys_ = trace.system
     colours = dict(zip(range(trace.n_nodes), _colours(trace.n_nodes), strict=True))
 
@@ -332,6 +335,35 @@ def _check_column(field: str, column: Any, columns: Sequence[str]) -> None:
     raise ConfigError(field, column, f"must be a column of the results{hint}")
 
 
+def _is_number(value: Any) -> bool:
+    """A number, NaN or an infinity (``True``/``False`` count as 1/0)."""
+    return as_number(value) is not None or isinstance(value, (float, np.floating))
+
+
+# columns that number or time the runs rather than measure them
+_ID_COLUMNS = ("index", "sample", "repeat", "seed", "wall_s", "run_s")
+
+
+def _check_numeric(field: str, column: str, rows: Sequence[Mapping[str, Any]],
+                   columns: Sequence[str]) -> None:
+    """Refuse a ``y`` column without a single number but with text: it would plot nothing.
+
+    A few values that are not numbers among numbers are runs without a value,
+    marked on the plot; a column of ``None`` only is runs that never reached
+    the metric (``settle_time_s`` of runs that never settled).
+    """
+    values = [r.get(column) for r in rows]
+    if any(_is_number(v) for v in values) or all(v is None for v in values):
+        return
+    text = next(v for v in values if v is not None)
+    numeric = [c for c in columns if c not in _ID_COLUMNS
+               and any(as_number(r.get(c)) is not None for r in rows)]
+    numeric.sort(key=lambda c: c != "settle_time_s")  # the default y first
+    shown = ", ".join(numeric[:6]) + (", ..." if len(numeric) > 6 else "")
+    raise ConfigError(field, column, f"must be a numeric column (it holds {text!r}; numeric "
+                                     f"columns: {shown or 'none'})")
+
+
 def _log_scale(values: Iterable[float]) -> bool:
     """Values that are all positive and span two decades or more."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
@@ -364,17 +396,20 @@ def plot_sweep(results, path: str | Path, *, x: str, y: str = "settle_time_s",
         The path written.
 
     Raises:
-        ConfigError: a bad suffix (``plot.path``), a directory that is not a
-            sweep's (``plot.results``), an unknown column (``plot.x``,
-            ``plot.y``, ``plot.by``), or no matplotlib.
+        ConfigError: a bad suffix or a path that cannot be written
+            (``plot.path``), a directory that is not a sweep's
+            (``plot.results``), an unknown column (``plot.x``, ``plot.y``,
+            ``plot.by``), a ``y`` that holds text (``plot.y``), or no matplotlib.
     """
     path = check_plot_path(path)
     rows, name = _rows(results)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     _check_column("plot.x", x, columns)
     _check_column("plot.y", y, columns)
+    _check_numeric("plot.y", y, rows, columns)
     if by is not None:
         _check_column("plot.by", by, columns)
+    check_output_file("plot.path", path)
 
     raw_x = [r.get(x) for r in rows]
     numeric_x = all(as_number(v) is not None and not isinstance(v, bool) for v in raw_x)
