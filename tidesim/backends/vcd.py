@@ -349,7 +349,9 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool) -> None:
     sysm = tr.system
     scope = (_TOP, f"node_{j}")
     nq = int(tr.n_samp[j])
-    q = np.arange(0, nq, decimate)
+    # a factor beyond the sample count keeps sample 0 alone; capped, it also
+    # stays an int64 step however large it was given
+    q = np.arange(0, nq, min(decimate, max(nq, 1)))
     ts = tr.samp_t[j, q]
     m = tr.samp_m[j, q]
     S = bld.samples(ts)
@@ -506,7 +508,8 @@ def write_vcd(trace, path: str | os.PathLike, *, t_from_s: float | None = None,
             to and including ``t_to_s``. Times stay absolute.
         nodes: the nodes to write (default: all), each with its incoming links.
         decimate: keep every ``decimate``-th control sample of each node
-            (for long runs); clocks, link-up and fault flags keep every change.
+            (for long runs; any factor beyond the sample count keeps the first
+            sample only); clocks, link-up and fault flags keep every change.
         clocks: write each node's clock. ``None``: only for cycle-fidelity
             traces whose window holds at most :data:`CLOCK_EDGE_LIMIT` edges
             of the selected nodes in all.
