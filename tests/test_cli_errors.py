@@ -469,3 +469,14 @@ def test_summary_prints_huge_numbers_compactly():
                            "final_spread_ppb": 1e300, "simulated_s": 1e300})
     assert max(len(line) for line in text.splitlines()) < 90, text
     assert "+1e+300" in text and "-2.500000" in text and "1e+300 frames" in text
+
+
+@pytest.mark.parametrize("module, flags, expect", [
+    ("vcd", ["--vcd", "w.vcd"], "vcd: needs pyvcd (pip install 'tidesim[vcd]'), got 'pyvcd'"),
+    ("matplotlib", ["--plot", "p.png"],
+     "plot: needs matplotlib (pip install 'tidesim[plot]'), got 'matplotlib'"),
+])
+def test_missing_extra_is_reported_before_the_run(cfg, capsys, no_run, monkeypatch, module,
+                                                  flags, expect):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    assert one_error_line(capsys, ["c.toml", *flags]) == f"tidesim: error: {expect}"

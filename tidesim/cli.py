@@ -234,11 +234,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
     Raises:
         ConfigError: on ``run.vcd`` or ``run.plot``.
     """
-    from .backends.vcd import gtkw_path
+    from .backends.vcd import gtkw_path, require_pyvcd
 
     # (field, path as given, file written, its name in messages, what it is to `given`)
     outputs: list[tuple[str, str, Path, str, str]] = []
     if args.vcd is not None:
+        require_pyvcd()
         vcd, gtkw = Path(args.vcd), gtkw_path(args.vcd)
         outputs += [("run.vcd", args.vcd, vcd, f"the VCD file {vcd}", ""),
                     ("run.vcd", args.vcd, gtkw, f"the GTKWave save file {gtkw}",

@@ -30,7 +30,7 @@ from .._jit import njit
 from ..errors import ConfigError
 from ._vcdfmt import Body, id_codes, render_body
 
-__all__ = ["CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "write_vcd"]
+__all__ = ["CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "require_pyvcd", "write_vcd"]
 
 #: Time units a VCD can be written in, and how many of them make a second:
 #: a time ``t`` (s) is written as the integer ``round(t * TIMESCALES[unit])``.
@@ -68,6 +68,18 @@ class VcdVar:
     def path(self) -> str:
         """The dotted name GTKWave uses (``tidesim.node_0.clk``)."""
         return ".".join((*self.scope, self.name))
+
+
+def require_pyvcd() -> None:
+    """Check that pyvcd, which writes the GTKWave save file, is installed.
+
+    Raises:
+        ConfigError: (field ``vcd``) pyvcd is missing, with the command that installs it.
+    """
+    try:
+        import vcd.gtkw  # noqa: F401
+    except ImportError:
+        raise ConfigError("vcd", "pyvcd", "needs pyvcd (pip install 'tidesim[vcd]')") from None
 
 
 def gtkw_path(vcd_path: str | os.PathLike) -> Path:
@@ -521,9 +533,10 @@ def write_vcd(trace, path: str | os.PathLike, *, t_from_s: float | None = None,
         The path of the VCD file.
 
     Raises:
-        ConfigError: a bad window, node list, decimation or timescale.
+        ConfigError: a bad window, node list, decimation or timescale, or no pyvcd.
     """
     a, b, sel, decimate, timescale = _check(trace, t_from_s, t_to_s, nodes, decimate, timescale)
+    require_pyvcd()
     if clocks is None:
         edges = (b - a) * trace.system.f_nom_hz * 1.0001 * len(sel)
         clocks = trace.fidelity == "cycle" and edges <= CLOCK_EDGE_LIMIT
