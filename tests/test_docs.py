@@ -247,3 +247,53 @@ def test_stated_run_lengths_are_the_presets(page: Path, pattern: str) -> None:
     assert claims, f"{page.name}: no match for {pattern}"
     for name, seconds in claims:
         assert float(seconds) == PRESETS[name]["run"]["until_s"], (page.name, name)
+
+
+# ------------------------------------------------------------ the README's commands
+
+EXAMPLE_FILES = [("quickstart.md", "my.toml"), ("studies.md", "study.toml")]
+
+
+@pytest.mark.parametrize("page, name", EXAMPLE_FILES)
+def test_example_files_are_the_ones_shown(page: str, name: str) -> None:
+    shown = [tomllib.loads(b.text) for b in fenced_blocks(DOCS / page) if b.lang == "toml"]
+    example = tomllib.loads((DOCS / "examples" / name).read_text(encoding="utf-8"))
+    assert example in shown, f"docs/examples/{name} is not the config shown in docs/{page}"
+
+
+def readme_commands() -> list[str]:
+    """The ``tidesim`` command lines of the README's console blocks."""
+    commands = []
+    for block in fenced_blocks(README):
+        if block.lang != "console":
+            continue
+        for line in block.text.splitlines():
+            text = " ".join(shlex.split(line, comments=True))
+            if text.startswith("tidesim "):
+                commands.append(text)
+    return commands
+
+
+README_COMMANDS = readme_commands()
+
+
+def test_readme_commands_are_found() -> None:
+    steps = [step.split()[1] for line in README_COMMANDS for step in line.split("&&")]
+    assert set(steps) == {"run", "sweep", "plot"}
+
+
+@pytest.mark.parametrize("line", README_COMMANDS)
+def test_readme_commands_run(line: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Each command line as shown, from a directory that has the repository's
+    ``docs/``; the steps of a ``&&`` chain in order."""
+    from tidesim.cli import main
+
+    (tmp_path / "docs").symlink_to(DOCS, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for step in line.split("&&"):
+        argv = shlex.split(step)
+        assert argv[0] == "tidesim", step
+        code = main(argv[1:])
+        out, err = capsys.readouterr()
+        assert code == 0, f"{step}: {err}"
+        assert err == "" and out, step
