@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _check_writable(field: str, given: str, path: Path, what: str = "") -> None:
+def _check_writable(field: str, path: str | os.PathLike, *, given: str | None = None,
+                    what: str = "") -> None:
     """Create ``path``'s directory and check that ``path`` can be written,
     before a run whose output would otherwise be lost at the end.
 
@@ -190,11 +191,14 @@ def _check_writable(field: str, given: str, path: Path, what: str = "") -> None:
 
     Args:
         field: the key named in the error (``run.vcd``).
-        given: the path as the user gave it, shown after ``got``.
-        path: the file to check (``given``, or a file written beside it).
-        what: ``""`` for ``given`` itself, else how ``path`` relates to it
-            (``"its GTKWave save file out/a.gtkw"``), for the message.
+        path: the file to check.
+        given: the path the user gave, shown after ``got`` (default: ``path``),
+            when ``path`` is a file written beside it.
+        what: how ``path`` relates to ``given`` (``"its GTKWave save file
+            out/a.gtkw"``), for the message.
     """
+    given = str(path) if given is None else given
+    path = Path(path)
     lead = f"{what} " if what else ""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +261,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if _same_file(path, other):
                 verb = f"must not write {what} over" if what else "must not overwrite"
                 raise ConfigError(field, given, f"{verb} {other_name}")
-        _check_writable(field, given, path, what)
+        _check_writable(field, path, given=given, what=what)
         taken.append((path, name))
 
 
