@@ -357,6 +357,37 @@ def _one_error_line(capsys) -> str:
     return lines[0]
 
 
+
+# ------------------------------------------- output paths, --decimate, --from/--to
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Fail the test if a system is built: bad input must stop ``run`` before that."""
+    import tidesim.config
+
+    def built(*args, **kwargs):
+        raise AssertionError("a system was built (the run would have started)")
+
+    monkeypatch.setattr(tidesim.config, "build_system", built)
+
+
+def one_error_line(capsys, args: list[str]) -> str:
+    """Run ``tidesim run ARGS`` in-process; check exit 2, one stderr line, no output."""
+    from tidesim.cli import main
+
+    code = main(["run", *args])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tidesim: error: ")
+    return lines[0]
+
+
+
 @pytest.mark.parametrize("case", SWEEP_CASES, ids=[c.id for c in SWEEP_CASES])
 def test_bad_sweep_is_one_line_exit_2(case: SweepCase, tmp_path: Path, capsys):
     from tidesim.cli import main
@@ -452,3 +483,158 @@ def test_plot_out_under_proc(sweep_dir: Path, capsys):
     assert main(["plot", str(sweep_dir), "--out", "/proc/tidesim-plot.png"]) == 2
     line = _one_error_line(capsys)
     assert "plot.path" in line and "/proc/tidesim-plot.png" in line
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch) -> Path:
+    """A short run's config file in the working directory (a temporary one)."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "callisto-test"\n[run]\nuntil_s = 1e7\n', encoding="utf-8")
+    return path
+
+
+def test_vcd_must_not_overwrite_the_config(cfg, capsys, no_run):
+    before = cfg.read_bytes()
+    line = one_error_line(capsys, ["c.toml", "--vcd", "c.toml"])
+    assert line == ("tidesim: error: run.vcd: must not overwrite the config file c.toml, "
+                    "got 'c.toml'")
+    # the same file by another spelling, and through a link
+    (cfg.parent / "sub").mkdir()
+    line = one_error_line(capsys, [str(cfg), "--vcd", "sub/../c.toml"])
+    assert "run.vcd: must not overwrite the config file" in line
+    (cfg.parent / "link.toml").symlink_to(cfg)
+    line = one_error_line(capsys, ["c.toml", "--plot", "out.png", "--vcd", "link.toml"])
+    assert "run.vcd: must not overwrite the config file c.toml, got 'link.toml'" in line
+    assert cfg.read_bytes() == before
+
+
+def test_plot_must_not_overwrite_the_config(tmp_path, capsys, no_run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.png").write_text('preset = "callisto-test"\n', encoding="utf-8")
+    line = one_error_line(capsys, ["c.png", "--plot", "./c.png"])
+    assert line.endswith("run.plot: must not overwrite the config file c.png, got './c.png'")
+
+
+def test_outputs_must_differ(cfg, capsys, no_run):
+    line = one_error_line(capsys, ["c.toml", "--vcd", "a.png", "--plot", "a.png"])
+    assert line.endswith("run.plot: must not overwrite the VCD file a.png, got 'a.png'")
+    # the .gtkw written beside the VCD is an output too
+    line = one_error_line(capsys, ["c.toml", "--vcd", "a.gtkw"])
+    assert line.endswith("run.vcd: must not write its GTKWave save file a.gtkw over the VCD "
+                         "file a.gtkw, got 'a.gtkw'")
+    gtkw_cfg = cfg.parent / "c.gtkw"
+    gtkw_cfg.write_bytes(cfg.read_bytes())
+    line = one_error_line(capsys, ["c.gtkw", "--vcd", "c.vcd"])
+    assert line.endswith("run.vcd: must not write its GTKWave save file c.gtkw over the "
+                         "config file c.gtkw, got 'c.vcd'")
+    assert not (cfg.parent / "c.vcd").exists()  # the checks leave no files behind
+
+
+@pytest.mark.parametrize("flag, path, expect", [
+    ("--vcd", "{cfg}/out.vcd", "run.vcd: must be in a directory that can be created"),
+    ("--plot", "{cfg}/out.png", "run.plot: must be in a directory that can be created"),
+    ("--vcd", "/proc/tidesim-test.vcd", "run.vcd: must be a writable file path ("),
+    ("--plot", "/proc/tidesim-test.png", "run.plot: must be a writable file path ("),
+    ("--vcd", "/sys/tidesim-test.vcd", "run.vcd: must be a writable file path ("),
+    ("--plot", "/sys/tidesim-test.svg", "run.plot: must be a writable file path ("),
+    ("--vcd", "/sys/tidesim-test/out.vcd", "run.vcd: must be in a directory that can be created"),
+    ("--vcd", "/dev/null", "run.vcd: must be a regular file path"),
+    ("--vcd", "/proc/self/status", "its GTKWave save file /proc/self/status.gtkw must be a "
+                                   "writable file path"),
+    ("--vcd", "here.vcd", "its GTKWave save file here.gtkw must be a file path, not a directory"),
+])
+def test_unwritable_outputs_fail_before_the_run(cfg, capsys, no_run, flag, path, expect):
+    # root ignores permission bits: these paths cannot be written by anyone
+    (cfg.parent / "here.gtkw").mkdir()
+    given = path.format(cfg=cfg)
+    line = one_error_line(capsys, ["c.toml", flag, given])
+    assert expect in line and line.endswith(f"got {given!r}"), line
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("1e20", "1e+20"),
+    ("1" + "0" * 400, "1e+400"),
+    ("1000000001", "1000000001"),
+    ("0", "0"),
+    ("-3", "-3"),
+    ("2.5", "'2.5'"),
+    ("nan", "'nan'"),
+    ("many", "'many'"),
+])
+def test_decimate_is_checked_before_the_run(cfg, capsys, no_run, value, shown):
+    line = one_error_line(capsys, ["c.toml", "--vcd", "w.vcd", "--decimate", value])
+    assert line == ("tidesim: error: --decimate: must be an integer from 1 to 1e+09, "
+                    f"got {shown}")
+
+
+def test_decimate_needs_vcd(cfg, capsys, no_run):
+    line = one_error_line(capsys, ["c.toml", "--plot", "p.png", "--decimate", "25"])
+    assert line == "tidesim: error: --decimate: needs --vcd, got 25"
+
+
+def test_decimate_in_exponent_notation(cfg, capsys):
+    from tidesim.cli import main
+
+    assert main(["run", "c.toml", "--vcd", "w.vcd", "--decimate", "1e3", "--json"]) == 0
+    capsys.readouterr()
+    header = (cfg.parent / "w.vcd").read_text(encoding="ascii").split("$enddefinitions")[0]
+    assert "decimate=1000 " in header
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--from", "1"], "--from: needs --vcd or --plot, got 1.0"),
+    (["--to", "1"], "--to: needs --vcd or --plot, got 1.0"),
+    (["--vcd", "w.vcd", "--from", "-1"], "--from: must be a finite time in seconds >= 0, "
+                                         "got -1.0"),
+    (["--plot", "p.png", "--to", "inf"], "--to: must be a finite time in seconds >= 0, got inf"),
+    (["--vcd", "w.vcd", "--from", "2e7"], "--from: must be before the end of the run "
+                                          "(1e+07 s), got 20000000.0"),
+    (["--plot", "p.png", "--from", "3", "--to", "2"], "--to: must be after --from (3 s), got 2.0"),
+])
+def test_window_flags_are_checked_before_the_run(cfg, capsys, no_run, flags, expect):
+    assert one_error_line(capsys, ["c.toml", *flags]) == f"tidesim: error: {expect}"
+
+
+# ------------------------------------------------------------- huge numbers stay short
+
+
+def test_huge_numbers_in_messages_are_compact(tmp_path, capsys, no_run, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kp.toml").write_text('preset = "hitl8"\n[controller]\nkp = -1e300\n')
+    line = one_error_line(capsys, ["kp.toml"])
+    assert line == "tidesim: error: controller.kp: must be >= 0, got -1e+300"
+    line = one_error_line(capsys, ["--seed", "-1" + "0" * 300])
+    assert line == "tidesim: error: seed: must be an integer >= 0, got -1e+300"
+
+
+def test_compact_repr():
+    from tidesim.errors import ConfigError, compact_repr
+
+    assert compact_repr(10**300) == "1e+300"
+    assert compact_repr(-(10**5000)) == "-1e+5000"  # beyond float and str() limits
+    assert compact_repr(2**63 - 1) == "9223372036854775807"  # 64-bit integers stay exact
+    assert compact_repr([1.5, 10**40, (True, "x")]) == "[1.5, 1e+40, (True, 'x')]"
+    assert compact_repr({"kp": 10**30}) == "{'kp': 1e+30}"
+    assert str(ConfigError("k", 10**310, "must be small")) == "k: must be small, got 1e+310"
+
+
+def test_summary_prints_huge_numbers_compactly():
+    from tidesim.cli import format_summary
+
+    text = format_summary({"nodes": 2, "final_offsets_ppm": [1e300, -2.5],
+                           "max_abs_count": 10**300, "energy": 1e300,
+                           "final_spread_ppb": 1e300, "simulated_s": 1e300})
+    assert max(len(line) for line in text.splitlines()) < 90, text
+    assert "+1e+300" in text and "-2.500000" in text and "1e+300 frames" in text
+
+
+@pytest.mark.parametrize("module, flags, expect", [
+    ("vcd", ["--vcd", "w.vcd"], "vcd: needs pyvcd (pip install 'tidesim[vcd]'), got 'pyvcd'"),
+    ("matplotlib", ["--plot", "p.png"],
+     "plot: needs matplotlib (pip install 'tidesim[plot]'), got 'matplotlib'"),
+])
+def test_missing_extra_is_reported_before_the_run(cfg, capsys, no_run, monkeypatch, module,
+                                                  flags, expect):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    assert one_error_line(capsys, ["c.toml", *flags]) == f"tidesim: error: {expect}"

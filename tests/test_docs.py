@@ -12,12 +12,19 @@
 * ``docs/index.md`` links to every other page, and every relative link of a
   page points at a file that exists.
 
-Shell examples (```console, ```bash, ```sh) are not executed.
+* Every ``$ tidesim ...`` line of a ```console block (in ``docs/`` and the
+  README) that is followed by output is run in-process, in a temporary
+  directory, and its stdout and stderr must be the output shown, except for
+  what changes from run to run (the wall time); a shown ``tidesim: error:``
+  line means exit status 2. Commands shown without output are not run here.
+
+Other shell examples (```bash, ```sh) are not executed.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,7 @@ from tidesim.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+README = DOCS.parent / "README.md"
 
 PYTHON_LANGS = {"python", "py"}
 SKIP_RUN = "# not-run"
@@ -52,7 +60,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"docs/{self.page.name}:{self.line}"
+        return f"{self.page.relative_to(DOCS.parent)}:{self.line}"
 
 
 def fenced_blocks(page: Path) -> list[Block]:
@@ -91,6 +99,50 @@ def _toml_params():
             if block.lang == "toml":
                 out.append(pytest.param(block, id=block.where.removeprefix("docs/")))
     return out
+
+
+PROMPT = "$ "
+# what a real run prints differently every time: (pattern, what the test compares)
+VARIES = [(re.compile(r"^wall time +\S+ s$"), "wall time <varies>")]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A ``$ tidesim ...`` command of a console block and the output shown under it."""
+
+    block: Block
+    line: int
+    command: str
+    output: str
+
+
+def shown_outputs(pages: list[Path]) -> list[Shown]:
+    """The ``$ tidesim`` commands of ``pages`` whose output is shown."""
+    found = []
+    for page in pages:
+        for block in fenced_blocks(page):
+            if block.lang != "console":
+                continue
+            lines = block.text.rstrip("\n").split("\n")
+            starts = [i for i, line in enumerate(lines) if line.startswith(PROMPT)]
+            ends = [*starts[1:], len(lines)]
+            for i, end in zip(starts, ends[: len(starts)], strict=True):
+                command, output = lines[i][len(PROMPT):], lines[i + 1:end]
+                if command.startswith("tidesim ") and any(line.strip() for line in output):
+                    found.append(Shown(block, block.line + i, command, "\n".join(output)))
+    return found
+
+
+def _comparable(text: str) -> list[str]:
+    lines = text.rstrip("\n").split("\n")
+    for k, line in enumerate(lines):
+        for pattern, replacement in VARIES:
+            if pattern.match(line):
+                lines[k] = replacement
+    return lines
+
+
+SHOWN = shown_outputs([*PAGES, README])
 
 
 @pytest.mark.parametrize("page", [_page_param(p) for p in PAGES])
@@ -153,3 +205,95 @@ def test_relative_links_resolve(page: Path) -> None:
         if not (page.parent / path).exists():
             broken.append(target)
     assert not broken, f"docs/{page.name}: links to missing files {broken}"
+
+
+def test_shown_outputs_are_found() -> None:
+    commands = [shown.command for shown in SHOWN]
+    assert "tidesim run --preset callisto-test" in commands
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [pytest.param(s, id=f"{s.block.page.name}:{s.line}") for s in SHOWN],
+)
+def test_shown_outputs_match_real_runs(shown: Shown, tmp_path: Path, monkeypatch,
+                                       capsys) -> None:
+    from tidesim.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(shlex.split(shown.command, comments=True)[1:])
+    out, err = capsys.readouterr()
+    where = f"{shown.block.page.name}:{shown.line}: {shown.command}"
+    assert _comparable(out + err) == _comparable(shown.output), where
+    expect_code = 2 if shown.output.startswith("tidesim: error: ") else 0
+    assert code == expect_code, where
+
+
+# where the pages state a preset's run length: (file, pattern with the preset and the seconds)
+RUN_LENGTH_CLAIMS = [
+    (README, r"runs the hardware rig preset \(`(hitl8)`:.*?for (\S+) s of simulated time"),
+    (DOCS / "quickstart.md", r"runs the `(hitl8)` preset \(the 8-node hardware rig, (\S+) s"),
+    (DOCS / "config.md", r"\*\*`(hitl8)`\*\* is the hardware rig:.*?It runs (\S+) s\."),
+    (DOCS / "config.md", r"^\| `([\w-]+)` \|[^\n]*\| (\S+) s \|$"),  # the table's until column
+]
+
+
+@pytest.mark.parametrize("page, pattern", [pytest.param(*c, id=f"{c[0].name}-{i}")
+                                           for i, c in enumerate(RUN_LENGTH_CLAIMS)])
+def test_stated_run_lengths_are_the_presets(page: Path, pattern: str) -> None:
+    from tidesim.presets import PRESETS
+
+    claims = re.findall(pattern, page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    assert claims, f"{page.name}: no match for {pattern}"
+    for name, seconds in claims:
+        assert float(seconds) == PRESETS[name]["run"]["until_s"], (page.name, name)
+
+
+# ------------------------------------------------------------ the README's commands
+
+EXAMPLE_FILES = [("quickstart.md", "my.toml"), ("studies.md", "study.toml")]
+
+
+@pytest.mark.parametrize("page, name", EXAMPLE_FILES)
+def test_example_files_are_the_ones_shown(page: str, name: str) -> None:
+    shown = [tomllib.loads(b.text) for b in fenced_blocks(DOCS / page) if b.lang == "toml"]
+    example = tomllib.loads((DOCS / "examples" / name).read_text(encoding="utf-8"))
+    assert example in shown, f"docs/examples/{name} is not the config shown in docs/{page}"
+
+
+def readme_commands() -> list[str]:
+    """The ``tidesim`` command lines of the README's console blocks."""
+    commands = []
+    for block in fenced_blocks(README):
+        if block.lang != "console":
+            continue
+        for line in block.text.splitlines():
+            text = " ".join(shlex.split(line, comments=True))
+            if text.startswith("tidesim "):
+                commands.append(text)
+    return commands
+
+
+README_COMMANDS = readme_commands()
+
+
+def test_readme_commands_are_found() -> None:
+    steps = [step.split()[1] for line in README_COMMANDS for step in line.split("&&")]
+    assert set(steps) == {"run", "sweep", "plot"}
+
+
+@pytest.mark.parametrize("line", README_COMMANDS)
+def test_readme_commands_run(line: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Each command line as shown, from a directory that has the repository's
+    ``docs/``; the steps of a ``&&`` chain in order."""
+    from tidesim.cli import main
+
+    (tmp_path / "docs").symlink_to(DOCS, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for step in line.split("&&"):
+        argv = shlex.split(step)
+        assert argv[0] == "tidesim", step
+        code = main(argv[1:])
+        out, err = capsys.readouterr()
+        assert code == 0, f"{step}: {err}"
+        assert err == "" and out, step

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -116,6 +117,29 @@ def test_x(bittide_system):
     stale.write_text("old")
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(failed=1)
     assert sorted(p.name for p in stale.parent.iterdir()) == ["trace_0.gtkw", "trace_0.vcd"]
+
+
+def test_junit_xml_records_the_waveforms(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_j='''
+from tidesim.models import Topology
+
+def test_fails(bittide_system):
+    bittide_system(topology=Topology.complete(3)).run(until_cycles=300)
+    assert False, "on purpose"
+
+def test_passes(bittide_system):
+    bittide_system(topology=Topology.complete(3)).run(until_cycles=300)
+''')
+    xml = pytester.path / "junit.xml"
+    pytester.runpytest("-p", "no:cacheprovider", f"--junitxml={xml}").assert_outcomes(
+        passed=1, failed=1)
+    cases = {case.get("name"): case for case in ElementTree.parse(xml).iter("testcase")}
+    props = [(p.get("name"), p.get("value")) for p in cases["test_fails"].iter("property")]
+    base = pytester.path / "tidesim-waves" / "test_j.py" / "test_fails"
+    assert props == [("tidesim_vcd", str(base / "trace_0.vcd")),
+                     ("tidesim_gtkw", str(base / "trace_0.gtkw"))]
+    assert all(Path(value).is_file() for _, value in props)
+    assert list(cases["test_passes"].iter("property")) == []
 
 
 # ------------------------------------------------------------------ the helpers directly

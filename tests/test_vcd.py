@@ -310,6 +310,9 @@ def test_decimation_keeps_every_kth_sample(healthy, tmp_path):
         assert len(freq) < n
     full = path.stat().st_size
     assert write_vcd(trace, tmp_path / "d1.vcd").stat().st_size > 3 * full
+    # a factor beyond the sample count, however large, keeps the first sample
+    huge, _ = read_vcd(write_vcd(trace, tmp_path / "huge.vcd", decimate=10**20))
+    assert [t for t, _ in huge["tidesim.node_0.cycle"][1:]] == [ticks(trace.samp_t[0, 0])]
 
 
 def test_clock_default_and_timescales(healthy, tmp_path):

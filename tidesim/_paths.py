@@ -38,31 +38,51 @@ def _probe(field: str, path: str | Path, directory: Path, expected: str) -> None
     os.unlink(name)
 
 
-def check_output_file(field: str, path: str | Path) -> Path:
+def check_output_file(field: str, path: str | Path, *, given: str | None = None,
+                      what: str = "") -> Path:
     """Check that a file can be written at ``path``; create its folder.
+
+    An existing file is opened for writing (never truncated), a new one is
+    probed beside it: permission bits do not stop root, and pseudo file
+    systems or read-only mounts only say no when a file is written.
 
     Args:
         field: the name the error gives (``run.vcd``, ``plot.path``).
         path: the file to be written (it may exist: it will be replaced).
+        given: the path the user gave, shown after ``got`` (default: ``path``),
+            when ``path`` is a file written beside it.
+        what: how ``path`` relates to ``given`` (``"its GTKWave save file
+            out/a.gtkw"``), for the message.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ConfigError: ``path`` is a directory, its folder cannot be created
-            (a parent is a file, ``/proc``...), or nothing can be written there.
+        ConfigError: ``path`` is a directory or not a regular file, its folder
+            cannot be created (a parent is a file, ``/proc``...), or nothing
+            can be written there.
     """
+    given = str(path) if given is None else given
+    lead = f"{what} " if what else ""
     target = Path(path)
     if target.is_dir():
-        raise ConfigError(field, str(path), "must be a file path, not a directory")
+        raise ConfigError(field, given, f"{lead}must be a file path, not a directory")
+    if target.exists() and not target.is_file():
+        # a FIFO would block the check, a device is no place for a result
+        raise ConfigError(field, given, f"{lead}must be a regular file path")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(field, str(path), f"must be in a directory that can be created "
-                                            f"({_why(exc, target)})") from None
-    _probe(field, path, target.parent, "must be in a writable directory")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise ConfigError(field, str(path), "must be a writable file path")
+        raise ConfigError(field, given, f"{lead}must be in a directory that can be created "
+                                        f"({_why(exc, target)})") from None
+    if target.exists():
+        try:
+            os.close(os.open(target, os.O_WRONLY))
+        except OSError as exc:
+            raise ConfigError(field, given, f"{lead}must be a writable file path "
+                                            f"({exc.strerror or exc})") from None
+    else:
+        _probe(field, given, target.parent, f"{lead}must be in a writable directory")
     return target
 
 

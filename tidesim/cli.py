@@ -4,7 +4,7 @@ Usage::
 
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
                 [--fidelity event|cycle] [--seed N] [--json]
-                [--vcd OUT.vcd] [--plot OUT.png|OUT.svg] [--from S] [--to S]
+                [--vcd OUT.vcd [--decimate N]] [--plot OUT.png|OUT.svg] [--from S] [--to S]
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
@@ -15,7 +15,8 @@ table, resuming when ``DIR`` already holds finished runs; ``plot`` draws one
 metric of that table against a swept key (``tidesim.studies.plots``). Flags
 override the config's values. Bad input is reported as one line,
 ``tidesim: error: <key>: <expected>, got <value>``, with exit status 2, before
-anything is simulated.
+anything is simulated: the output paths of ``run`` included (each must be
+writable and differ from the config file and from the other outputs).
 
 Each subcommand is a ``_cmd_*`` function registered in :func:`build_parser`;
 heavy modules (the Numba kernels) are imported inside those functions, so
@@ -27,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._paths import check_output_file
-from .errors import ConfigError, TidesimError
+from .errors import ConfigError, TidesimError, compact_repr
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
 
@@ -44,6 +47,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
 DEFAULT_PRESET = "hitl8"
+DECIMATE_MAX = 10**9
+"""Largest ``--decimate``: far beyond any run's sample count (a 60 s ``hitl8``
+run has 300 000 samples per node), so it never limits a real use."""
 
 
 def _one_line(text: str) -> str:
@@ -95,11 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="draw the run: node frequencies, link counts, stable periods "
                           "(.png or .svg)")
     run.add_argument("--from", dest="vcd_from", type=float, metavar="SECONDS",
-                     help="start of the VCD and plot window")
+                     help="start of the VCD and plot window (needs --vcd or --plot)")
     run.add_argument("--to", dest="vcd_to", type=float, metavar="SECONDS",
-                     help="end of the VCD and plot window")
-    run.add_argument("--decimate", type=int, default=1, metavar="N",
-                     help="keep every N-th sample in the VCD")
+                     help="end of the VCD and plot window (needs --vcd or --plot)")
+    run.add_argument("--decimate", metavar="N",
+                     help="keep every N-th control sample in the VCD, an integer from 1 "
+                          f"(the default: every sample) to {DECIMATE_MAX:.0e}; needs --vcd")
     run.set_defaults(func=_cmd_run)
 
     sweep = sub.add_parser(
@@ -177,6 +184,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (links and ``..`` resolved)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Check the output files of ``run`` before anything is simulated.
+
+    Every output (the VCD, the ``.gtkw`` written beside it, the plot) must be
+    writable, and must be neither the config file nor another output.
+
+    Raises:
+        ConfigError: on ``run.vcd`` or ``run.plot``.
+    """
+    from .backends.vcd import gtkw_path, require_pyvcd
+
+    # (field, path as given, file written, its name in messages, what it is to `given`)
+    outputs: list[tuple[str, str, Path, str, str]] = []
+    if args.vcd is not None:
+        require_pyvcd()
+        vcd, gtkw = Path(args.vcd), gtkw_path(args.vcd)
+        outputs += [("run.vcd", args.vcd, vcd, f"the VCD file {vcd}", ""),
+                    ("run.vcd", args.vcd, gtkw, f"the GTKWave save file {gtkw}",
+                     f"its GTKWave save file {gtkw}")]
+    if args.plot is not None:
+        from .studies.plots import check_plot_path
+
+        plot = check_plot_path(args.plot)
+        outputs.append(("run.plot", args.plot, plot, f"the plot file {plot}", ""))
+    taken: list[tuple[Path, str]] = []
+    if args.config is not None:
+        taken.append((Path(args.config), f"the config file {args.config}"))
+    for field, given, path, name, what in outputs:
+        for other, other_name in taken:
+            if _same_file(path, other):
+                verb = f"must not write {what} over" if what else "must not overwrite"
+                raise ConfigError(field, given, f"{verb} {other_name}")
+        check_output_file(field, path, given=given, what=what)
+        taken.append((path, name))
+
+
+def _window_flags(args: argparse.Namespace, until_s: float | None) -> None:
+    """Check ``--from``/``--to`` against each other and the run's length.
+
+    Args:
+        args: the parsed flags.
+        until_s: the run's length in seconds (``None`` when it is given in cycles).
+
+    Raises:
+        ConfigError: on ``--from`` or ``--to``.
+    """
+    for flag, value in (("--from", args.vcd_from), ("--to", args.vcd_to)):
+        if value is None:
+            continue
+        if args.vcd is None and args.plot is None:
+            raise ConfigError(flag, value, "needs --vcd or --plot")
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(flag, value, "must be a finite time in seconds >= 0")
+    if args.vcd_from is not None and until_s is not None and args.vcd_from >= until_s:
+        raise ConfigError("--from", args.vcd_from,
+                          f"must be before the end of the run ({until_s:g} s)")
+    if None not in (args.vcd_from, args.vcd_to) and args.vcd_to <= args.vcd_from:
+        raise ConfigError("--to", args.vcd_to, f"must be after --from ({args.vcd_from:g} s)")
+
+
+def _decimate(args: argparse.Namespace) -> int:
+    """The ``--decimate`` factor: an integer in [1, DECIMATE_MAX], only with ``--vcd``.
+
+    ``1e3`` is read as 1000; a fraction, a word, or a number out of range is refused.
+    """
+    text = args.decimate
+    if text is None:
+        return 1
+    expected = f"must be an integer from 1 to {DECIMATE_MAX:.0e}"
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number.is_integer()):
+            raise ConfigError("--decimate", text, expected) from None
+        value = int(number)
+    if not 1 <= value <= DECIMATE_MAX:
+        raise ConfigError("--decimate", value, expected)
+    if args.vcd is None:
+        raise ConfigError("--decimate", value, "needs --vcd")
+    return value
+
+
 def _error(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
 
@@ -188,6 +289,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """``tidesim run``: validate, build, simulate, report."""
     from .config import build_system, load_config, read_toml, validate
 
+    decimate = _decimate(args)
     raw = read_toml(args.config) if args.config is not None else {}
     if args.preset is not None:
         raw["preset"] = args.preset
@@ -197,13 +299,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _apply_overrides(cfg, args)
 
     run_cfg = validate(cfg)
-    if args.plot is not None:
-        from .studies.plots import check_plot_path
-
-        check_plot_path(args.plot)
-        check_output_file("run.plot", args.plot)
-    if args.vcd is not None:
-        check_output_file("run.vcd", args.vcd)
+    _window_flags(args, run_cfg.until_s)
+    _check_outputs(args)
     record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
     start = time.perf_counter()
@@ -219,7 +316,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .backends.vcd import gtkw_path, write_vcd
 
         vcd = write_vcd(trace, args.vcd, t_from_s=args.vcd_from, t_to_s=args.vcd_to,
-                        decimate=args.decimate)
+                        decimate=decimate)
         summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
     if args.plot is not None:
         from .studies.plots import plot_run
@@ -338,6 +435,18 @@ def _fmt_s(seconds: float | None, digits: int = 6) -> str:
     return f"{seconds:.{digits}g} s"
 
 
+def _fmt_ppm(value: float) -> str:
+    """An offset in ppm: six decimals, or six digits with an exponent when huge."""
+    return f"{value:+.6f}" if abs(value) < 1e9 else f"{value:+.6g}"
+
+
+def _fmt_count(value: Any) -> str:
+    """A count in frames: exact, or six digits with an exponent beyond 64 bits."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return compact_repr(int(value))
+    return str(value)
+
+
 def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> str:
     """Render a run summary (``Trace.summary()`` plus ``preset``/``wall_s``) as text.
 
@@ -365,7 +474,7 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         ("converged", converged),
         ("settle time", settle_text),
         ("final spread", f"{summary.get('final_spread_ppb', float('nan')):.6g} ppb"),
-        ("largest |count|", f"{summary.get('max_abs_count', '-')} frames"),
+        ("largest |count|", f"{_fmt_count(summary.get('max_abs_count', '-'))} frames"),
         ("energy", f"{summary.get('energy', float('nan')):.6g} s"),
     ]
     if summary.get("stopped_early"):
@@ -375,7 +484,7 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
     offsets = list(summary.get("final_offsets_ppm") or [])
     if offsets:
         lines += ["", "final offsets", "  node   offset (ppm)"]
-        lines += [f"  {i:>4}   {float(x):+.6f}" for i, x in enumerate(offsets)]
+        lines += [f"  {i:>4}   {_fmt_ppm(float(x))}" for i, x in enumerate(offsets)]
 
     n_nodes = int(summary.get("nodes") or len(offsets))
     lines += ["", *_ugn_grid(summary.get("ugn") or [], n_nodes)]

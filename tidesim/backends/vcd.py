@@ -30,7 +30,7 @@ from .._jit import njit
 from ..errors import ConfigError
 from ._vcdfmt import Body, id_codes, render_body
 
-__all__ = ["CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "write_vcd"]
+__all__ = ["CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "require_pyvcd", "write_vcd"]
 
 #: Time units a VCD can be written in, and how many of them make a second:
 #: a time ``t`` (s) is written as the integer ``round(t * TIMESCALES[unit])``.
@@ -68,6 +68,18 @@ class VcdVar:
     def path(self) -> str:
         """The dotted name GTKWave uses (``tidesim.node_0.clk``)."""
         return ".".join((*self.scope, self.name))
+
+
+def require_pyvcd() -> None:
+    """Check that pyvcd, which writes the GTKWave save file, is installed.
+
+    Raises:
+        ConfigError: (field ``vcd``) pyvcd is missing, with the command that installs it.
+    """
+    try:
+        import vcd.gtkw  # noqa: F401
+    except ImportError:
+        raise ConfigError("vcd", "pyvcd", "needs pyvcd (pip install 'tidesim[vcd]')") from None
 
 
 def gtkw_path(vcd_path: str | os.PathLike) -> Path:
@@ -312,7 +324,9 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool, lam_all,
     sysm = tr.system
     scope = (_TOP, f"node_{j}")
     nq = int(tr.n_samp[j])
-    q = np.arange(0, nq, decimate)
+    # a factor beyond the sample count keeps sample 0 alone; capped, it also
+    # stays an int64 step however large it was given
+    q = np.arange(0, nq, min(decimate, max(nq, 1)))
     ts = tr.samp_t[j, q]
     m = tr.samp_m[j, q]
     S = bld.samples(ts)
@@ -464,7 +478,8 @@ def write_vcd(trace, path: str | os.PathLike, *, t_from_s: float | None = None,
             to and including ``t_to_s``. Times stay absolute.
         nodes: the nodes to write (default: all), each with its incoming links.
         decimate: keep every ``decimate``-th control sample of each node
-            (for long runs); clocks, link-up and fault flags keep every change.
+            (for long runs; any factor beyond the sample count keeps the first
+            sample only); clocks, link-up and fault flags keep every change.
         clocks: write each node's clock. ``None``: only for cycle-fidelity
             traces whose window holds at most :data:`CLOCK_EDGE_LIMIT` edges
             of the selected nodes in all.
@@ -476,9 +491,10 @@ def write_vcd(trace, path: str | os.PathLike, *, t_from_s: float | None = None,
         The path of the VCD file.
 
     Raises:
-        ConfigError: a bad window, node list, decimation or timescale.
+        ConfigError: a bad window, node list, decimation or timescale, or no pyvcd.
     """
     a, b, sel, decimate, timescale = _check(trace, t_from_s, t_to_s, nodes, decimate, timescale)
+    require_pyvcd()
     if clocks is None:
         edges = (b - a) * trace.system.f_nom_hz * 1.0001 * len(sel)
         clocks = trace.fidelity == "cycle" and edges <= CLOCK_EDGE_LIMIT

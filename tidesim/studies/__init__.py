@@ -10,7 +10,7 @@
   values per group of runs) and ``markdown_table``.
 * :mod:`~tidesim.studies.plots` -- ``plot_run`` (frequencies, counts, stable
   periods of a run) and ``plot_sweep`` (a metric against a swept key);
-  matplotlib is imported only when a figure is drawn.
+  matplotlib is imported only when a figure is drawn or its path checked.
 """
 
 from .analysis import (

@@ -71,22 +71,30 @@ def check_plot_path(path: str | Path) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ConfigError: (field ``plot.path``) the suffix is not ``.png`` or ``.svg``.
+        ConfigError: (field ``plot.path``) the suffix is not ``.png`` or ``.svg``;
+            (field ``plot``) matplotlib is not installed.
     """
     p = Path(path)
     if p.suffix.lower() not in PLOT_SUFFIXES:
         raise ConfigError("plot.path", str(path), "must end in .png or .svg")
+    _require_matplotlib()
     return p
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError("plot", "matplotlib",
+                          "needs matplotlib (pip install 'tidesim[plot]')") from None
 
 
 def _figure(width_in: float, height_in: float):
     """A constrained-layout figure on the Agg canvas (matplotlib imported here)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError("plot", "matplotlib",
-                          "needs matplotlib (pip install 'tidesim[plot]')") from None
+    _require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -9,7 +9,9 @@
   GTKWave save file under ``<rootdir>/<tidesim_waves_dir>/<test node id>/``
   and adds a "tidesim waveforms" section with their paths to the failure
   report. The ini option ``tidesim_waves_dir`` (default ``tidesim-waves``)
-  sets the directory; a relative one is taken from the rootdir.
+  sets the directory; a relative one is taken from the rootdir. The paths
+  are also the test's ``user_properties`` ``tidesim_vcd`` and
+  ``tidesim_gtkw``, which ``pytest --junitxml`` writes as properties.
 """
 
 from __future__ import annotations
@@ -62,14 +64,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         checks._recorder.remove(record)
 
 
-def _write_waves(item: pytest.Item) -> list[str]:
+def _write_waves(item: pytest.Item) -> tuple[list[str], list[tuple[str, str]]]:
+    """Write the recorded traces of ``item``.
+
+    Returns:
+        The report's lines, and the ``(name, path)`` properties of the files written.
+    """
     from ..backends.vcd import gtkw_path, write_vcd
 
     out = waves_dir_for(item.config, item.nodeid)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    lines = []
+    lines: list[str] = []
+    properties: list[tuple[str, str]] = []
     for n, trace in enumerate(item.stash.get(_TRACES, [])):
         path = out / f"trace_{n}.vcd"
         desc = (f"trace {n}: {trace.fidelity} fidelity, {trace.n_nodes} nodes, "
@@ -80,21 +88,21 @@ def _write_waves(item: pytest.Item) -> list[str]:
             lines.append(f"{desc}: could not write waveforms: {exc!r}")
             continue
         lines.append(f"{desc}\n  VCD:  {path}\n  view: gtkwave {gtkw_path(path)}")
-    return lines
+        properties += [("tidesim_vcd", str(path)), ("tidesim_gtkw", str(gtkw_path(path)))]
+    return lines, properties
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.failed and item.stash.get(_TRACES, None) and _WRITTEN not in item.stash:
-        lines = _write_waves(item)
+        lines, properties = _write_waves(item)
         item.stash[_WRITTEN] = lines
-        text = "\n".join(lines)
-        report.sections.append(("tidesim waveforms", text))
-        for line in lines:
-            if "VCD:" in line:
-                report.user_properties.append(("tidesim_vcd", line.split("VCD:", 1)[1]
-                                               .split("\n", 1)[0].strip()))
+        report.sections.append(("tidesim waveforms", "\n".join(lines)))
+        report.user_properties.extend(properties)
+        # --junitxml records the properties of the teardown report, which
+        # copies the item's: this report was made before they were added
+        item.user_properties.extend(properties)
     return report
 
 
