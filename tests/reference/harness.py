@@ -279,6 +279,9 @@ def compare(ref: Result, obs: Observed, cfg: Config, *, label: str = "",
         f"{where}fault times: core {obs.faults}, reference {ref.faults}")
     assert abs(Decimal(obs.end_s) - ref.end_s) <= Decimal(tol), (
         f"{where}end: core {obs.end_s!r}, reference {ref.end_s}")
+    mine = [node.seg_rel[-1] * 1e6 for node in ref.nodes]
+    assert np.allclose(obs.final_offsets_ppm, mine, rtol=max(rel_rtol, 1e-15), atol=0.0), (
+        f"{where}final offsets: core {obs.final_offsets_ppm}, reference {mine}")
     compare_energy(ref, obs, where)
 
 
