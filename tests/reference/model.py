@@ -412,6 +412,8 @@ class _Link:
 
 
 class _NodeState:
+    """A node's controller, actuator and wander state, and its record."""
+
     def __init__(self, law, rng) -> None:
         self.law = law
         self.rng = rng
@@ -454,6 +456,9 @@ def _law(spec: ControllerSpec | None):
 
 
 class _Run:
+    """One run: the nodes' samples in global time order (ties by node index),
+    each advancing its incoming links frame by frame to its own edge."""
+
     def __init__(self, cfg: Config, check_ties: bool) -> None:
         self.cfg = cfg
         n = cfg.n_nodes
