@@ -534,14 +534,14 @@ def test_outputs_must_differ(cfg, capsys, no_run):
 @pytest.mark.parametrize("flag, path, expect", [
     ("--vcd", "{cfg}/out.vcd", "run.vcd: must be in a directory that can be created"),
     ("--plot", "{cfg}/out.png", "run.plot: must be in a directory that can be created"),
-    ("--vcd", "/proc/tidesim-test.vcd", "run.vcd: must be a writable file path ("),
-    ("--plot", "/proc/tidesim-test.png", "run.plot: must be a writable file path ("),
-    ("--vcd", "/sys/tidesim-test.vcd", "run.vcd: must be a writable file path ("),
-    ("--plot", "/sys/tidesim-test.svg", "run.plot: must be a writable file path ("),
+    ("--vcd", "/proc/tidesim-test.vcd", "run.vcd: must be in a writable directory ("),
+    ("--plot", "/proc/tidesim-test.png", "run.plot: must be in a writable directory ("),
+    ("--vcd", "/sys/tidesim-test.vcd", "run.vcd: must be in a writable directory ("),
+    ("--plot", "/sys/tidesim-test.svg", "run.plot: must be in a writable directory ("),
     ("--vcd", "/sys/tidesim-test/out.vcd", "run.vcd: must be in a directory that can be created"),
     ("--vcd", "/dev/null", "run.vcd: must be a regular file path"),
-    ("--vcd", "/proc/self/status", "its GTKWave save file /proc/self/status.gtkw must be a "
-                                   "writable file path"),
+    ("--vcd", "/proc/self/status", "its GTKWave save file /proc/self/status.gtkw must be in "
+                                   "a writable directory"),
     ("--vcd", "here.vcd", "its GTKWave save file here.gtkw must be a file path, not a directory"),
 ])
 def test_unwritable_outputs_fail_before_the_run(cfg, capsys, no_run, flag, path, expect):

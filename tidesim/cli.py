@@ -47,6 +47,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
 DEFAULT_PRESET = "hitl8"
+TEXT_NODES = 32
+"""Largest system whose text summary lists every node and the UGN matrix."""
+TEXT_FAULTS = 20
+"""Faults the text summary lists one by one."""
 DECIMATE_MAX = 10**9
 """Largest ``--decimate``: far beyond any run's sample count (a 60 s ``hitl8``
 run has 300 000 samples per node), so it never limits a real use."""
@@ -455,8 +459,10 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         name: the run name shown in the header.
 
     Returns:
-        A multi-line report: headline figures, per-node final offsets, the UGN
-        matrix (``.`` where there is no link, or it never came up) and the faults.
+        A multi-line report: headline figures, per-node final offsets (up to
+        :data:`TEXT_NODES` nodes), the UGN matrix (``.`` where there is no link,
+        or its buffer is not armed both ways; for larger systems only the
+        range of λ), the faults (the first :data:`TEXT_FAULTS`) and warnings.
     """
     preset = summary.get("preset")
     settle = summary.get("settle_time_s")
@@ -477,16 +483,23 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         ("largest |count|", f"{_fmt_count(summary.get('max_abs_count', '-'))} frames"),
         ("energy", f"{summary.get('energy', float('nan')):.6g} s"),
     ]
+    if "common_offset_ppm" in summary:
+        rows.insert(-2, ("common offset", f"{_fmt_ppm(float(summary['common_offset_ppm']))} ppm"))
+    if summary.get("faults_after_settle"):
+        rows.append(("faults after settling", f"{summary['faults_after_settle']} frames"))
     if summary.get("stopped_early"):
         rows.append(("stopped early", "yes (see faults)"))
     lines = [f"{label:<16} {value}" for label, value in rows]
 
     offsets = list(summary.get("final_offsets_ppm") or [])
-    if offsets:
+    n_nodes = int(summary.get("nodes") or len(offsets))
+    if offsets and n_nodes <= TEXT_NODES:
         lines += ["", "final offsets", "  node   offset (ppm)"]
         lines += [f"  {i:>4}   {_fmt_ppm(float(x))}" for i, x in enumerate(offsets)]
+    elif offsets:
+        lines += ["", f"final offsets: {_fmt_ppm(min(offsets))} to {_fmt_ppm(max(offsets))} ppm "
+                      f"over {n_nodes} nodes (--json lists each)"]
 
-    n_nodes = int(summary.get("nodes") or len(offsets))
     lines += ["", *_ugn_grid(summary.get("ugn") or [], n_nodes)]
 
     faults = summary.get("faults") or []
@@ -495,16 +508,27 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         lines.append("no faults")
     else:
         lines.append(f"faults ({len(faults)})")
-        for f in faults:
+        for f in faults[:TEXT_FAULTS]:
             lines.append(
                 f"  node {f.get('node')} link {f.get('link')}: {f.get('kind')} "
                 f"at {_fmt_s(f.get('time_s'))} (cycle {f.get('cycle')})"
             )
+        if len(faults) > TEXT_FAULTS:
+            lines.append(f"  ... {len(faults) - TEXT_FAULTS} more (--json lists each)")
+    for w in summary.get("warnings") or []:
+        lines += ["", f"warning: {w}"]
     return "\n".join(lines)
 
 
 def _ugn_grid(ugn: Sequence[Sequence[Any]], n_nodes: int) -> list[str]:
-    """The UGN matrix as text: row = source, column = destination."""
+    """The UGN matrix as text: row = source, column = destination; for more
+    than :data:`TEXT_NODES` nodes, how many links report λ and its range."""
+    if n_nodes > TEXT_NODES:
+        if not ugn:
+            return ["UGN λ: no link is armed both ways"]
+        lams = [int(x[2]) for x in ugn]
+        return [f"UGN λ: {len(lams)} links armed both ways, λ from {min(lams)} to "
+                f"{max(lams)} frames (--json lists each)"]
     grid = [["."] * n_nodes for _ in range(n_nodes)]
     for src, dst, lam in ugn:
         if 0 <= int(src) < n_nodes and 0 <= int(dst) < n_nodes:
@@ -512,7 +536,8 @@ def _ugn_grid(ugn: Sequence[Sequence[Any]], n_nodes: int) -> list[str]:
     index_width = len(str(n_nodes - 1))
     width = max([index_width, *(len(c) for row in grid for c in row)])
     head = " " * (index_width + 4) + " ".join(f"{j:>{width}}" for j in range(n_nodes))
-    title = "UGN λ (frames; row = source, column = destination; '.' = no link, or not up)"
+    title = ("UGN λ (frames; row = source, column = destination; '.' = no link, or not "
+             "armed both ways)")
     out = [title, head]
     for i, row in enumerate(grid):
         out.append(f"  {i:>{index_width}}  " + " ".join(f"{c:>{width}}" for c in row))
