@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tidesim.controllers import PI, P, Pump
+from tidesim.errors import SimulationFault
 from tidesim.models import Actuator, Adjustment, ElasticBuffer, Stability, System, Topology
 from tidesim.testing import assert_same_run
 
@@ -76,8 +77,14 @@ def systems(draw):
           derandomize=True)
 @given(systems(), st.sampled_from([0.004, 0.01]))
 def test_event_and_cycle_agree_exactly(system, until_s):
-    ev = system.run(until_s=until_s, fidelity="event")
-    cy = system.run(until_s=until_s, fidelity="cycle")
+    runs = []
+    for fidelity in ("event", "cycle"):
+        try:
+            runs.append((None, system.run(until_s=until_s, fidelity=fidelity)))
+        except SimulationFault as exc:  # an unstable swing: both must fail alike
+            runs.append((str(exc), exc.trace))
+    (msg_ev, ev), (msg_cy, cy) = runs
+    assert msg_ev == msg_cy
     assert_same_run(ev, cy)
 
 
@@ -204,3 +211,69 @@ def test_kernels_run_as_plain_python():
         runs[disable] = json.loads(out.stdout)
     assert runs["0"] == runs["1"]
     assert runs["1"]["event"] == runs["1"]["cycle"]
+
+
+@st.composite
+def faulting_systems(draw):
+    """Buffers that stay full or empty for long stretches: small FIFOs, offsets up
+    to ±1 %, links that drift past both limits within one update, controllers
+    that pull some links back, adjustments and auto-centring on top."""
+    n = draw(st.integers(2, 5))
+    g, seed = random_graph(draw, n, 0.4)
+    f0 = 1e6
+    topo = Topology.from_graph(g, latency_s={"distribution": "uniform", "low_s": 0.0,
+                                             "high_s": draw(st.sampled_from([0.0, 3e-6, 4e-4]))},
+                               seed=seed % 1000)
+    spread = draw(st.sampled_from([50, 500, 1e4]))
+    offsets = [draw(st.floats(-spread, spread)) for _ in range(n)]
+    depth = draw(st.sampled_from([2, 4, 8, 32]))
+    links = topo.links.shape[0]
+    adjustments = ()
+    if draw(st.booleans()):
+        adjustments = tuple(
+            Adjustment(link=draw(st.integers(0, links - 1)), at_s=draw(st.floats(0, 0.05)),
+                       frames=draw(st.integers(-40, 40).filter(bool)))
+            for _ in range(draw(st.integers(1, 3))))
+    p_ticks = draw(st.sampled_from([100, 1000, 5000]))
+    kind = draw(st.sampled_from(["none", "p", "pi", "swing"]))
+    measure = draw(st.sampled_from(["buffer", "ddc"]))
+    controller = None
+    if kind == "swing":
+        # a gain so high that frequencies swing by up to a percent every
+        # update: a link's drift turns round within one sample interval
+        measure = "buffer"
+        depth = min(depth, 8)
+        controller = P(kp=draw(st.sampled_from([1e-4, 3e-4])))
+    elif kind != "none":
+        kp = draw(st.sampled_from([1e-6, 1e-5]))
+        controller = PI(kp=kp, ki=kp * 1e-5 if kind == "pi" else 0.0, update_period_ticks=p_ticks)
+    return System(
+        topo, f_nom_hz=f0, offsets_ppm=offsets,
+        theta0=draw(st.lists(st.floats(0, 0.999), min_size=n, max_size=n)),
+        controller=controller, update_period_ticks=p_ticks,
+        control_delay_ticks=draw(st.integers(0, p_ticks - 1)),
+        buffer=ElasticBuffer(depth=depth, adjustments=adjustments,
+                             auto_centre=draw(st.sampled_from([None, None, 1, 5])),
+                             arm="link_up" if kind == "swing" else
+                             draw(st.sampled_from(["link_up", "stable"]))),
+        measure=measure,
+        stability=Stability(margin=2, window_s=2e-3),
+        drift_ppb_per_s=draw(st.sampled_from([0.0, 1e6])),
+    )
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(faulting_systems(), st.sampled_from([0.03, 0.1, 0.3]))
+def test_faulting_buffers_agree_exactly(system, until_s):
+    """Event fidelity counts over- and underflows in closed form; the cycle fidelity
+    walks every edge: the same faults, counts, cycles and times."""
+    runs = []
+    for fidelity in ("event", "cycle"):
+        try:
+            runs.append((None, system.run(until_s=until_s, fidelity=fidelity)))
+        except SimulationFault as exc:  # an unstable swing: both must fail alike
+            runs.append((str(exc), exc.trace))
+    (msg_ev, ev), (msg_cy, cy) = runs
+    assert msg_ev == msg_cy
+    assert_same_run(ev, cy)

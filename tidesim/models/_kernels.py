@@ -577,6 +577,252 @@ ADVANCE_SIGNATURE = types.int64(STEP_TYPE, PARAMS_TYPE, NODES_TYPE, LINKS_TYPE, 
 
 
 # ----------------------------------------------------------------------------
+# event fidelity near a full or empty buffer: the clipped closed form
+#
+# Between two samples a link's buffer sees arrivals and reads in time order.
+# Without limits its occupancy would follow ``y0 + X``, ``X`` the arrivals
+# so far less the reads so far; a FIFO of depth ``D`` drops an arrival that
+# finds it full and makes a read that finds it empty invalid. When only one
+# limit can be reached, this is a one-sided reflection with a closed form:
+#
+#   dropped arrivals = max(0, max(y0 + X) - D)   (max after each arrival)
+#   invalid reads    = max(0, 1 - min(y0 + X))   (min before each read)
+#
+# and ``occupancy = y0 + X_end - dropped + invalid``. Both limits cannot be
+# touched when ``max - min <= D - 1``: after a drop the buffer holds ``D``
+# frames, and reaching empty would take a fall of ``D``. So the clipped
+# closed form needs only the extremes of ``y0 + X`` over the receiver edges
+# between the samples; longer falls are cut in halves until each half is
+# one-sided (or short enough to walk).
+#
+# Before read ``m`` (receiver edge time ``E_j(m)``) the arrivals are those
+# with ``E_i(k) + lat <= E_j(m)``, so ``y0 + X(m) = C + h(m)`` with
+# ``h(m) = a(E_j(m)) - m``. While the sender's and the receiver's segments
+# stay the same, the sender's phase at ``E_j(m) - lat`` is affine in ``m``,
+# ``psi(m) = psi0 + (1 + sigma) (m - m0)``, and wherever the phase is
+# decided (farther than the band of :data:`PHASE_TOL` from an edge) ``h(m) =
+# floor(psi(m)) - m = floor(psi(m) - m)`` exactly: monotone, non-decreasing
+# for ``sigma >= 0``. An undecided point can exceed the value at a later
+# decided point of a rising run by nothing: its rounding moves it by less
+# than the band past an integer that the later decided point has passed by
+# more. So the largest ``h`` of a rising run is at its last decided point or
+# among the undecided points after it, the smallest at its first decided
+# point or before it: each end is evaluated exactly, point by point, until a
+# point outside twice the band. Undecided points are a few in 10^4.
+
+_WALK_SHORT = 32  # receiver edges below which a two-sided stretch is walked
+
+
+@njit(inline="always")
+def _arrival_at(seg, seg_k, n_seg, i, t, la, sp, band_scale, f0):
+    """The last arrival of sender ``i`` by ``t`` (``E_i(k) + la <= t``), exactly.
+
+    ``sp`` is a segment at or before the one in force at ``t - la``.
+
+    Returns:
+        ``(k, sp)``: the edge and the segment it was found in.
+    """
+    last_i = n_seg[i] - 1
+    y = t - la
+    while sp < last_i and seg[i, sp + 1, SG_HI] <= y:
+        sp += 1
+    hi = seg[i, sp, SG_HI]
+    lo = seg[i, sp, SG_LO]
+    k0 = seg_k[i, sp]
+    F = f0 * (1.0 + seg[i, sp, SG_REL])
+    a, decided = arrival_from_phase(hi, lo, k0, F, t, la, band_scale * F)
+    ok = (sp == 0 or k0 < a) and (sp == last_i or a + 1 <= seg_k[i, sp + 1])
+    if ok and not decided:
+        P = seg[i, sp, SG_P]
+        ok = hi + (lo + (a + 1 - k0) * P) + la > t and hi + (lo + (a - k0) * P) + la <= t
+    if not ok:
+        a, sp = _last_edge_fixup(seg, seg_k, n_seg, i, t, la, sp)
+    return a, sp
+
+
+@njit
+def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
+    """Largest and smallest ``h(m) = a(E_j(m)) - m`` over receiver edges ``ma..mb``.
+
+    Splits the edges where the receiver's or the sender's segment changes
+    (the few edges beside such a change are evaluated one by one) and takes
+    each run's extremes at its ends (see the note above).
+
+    Also bounds, in time order, how far ``h`` falls below its running
+    maximum (``dd``) and rises above its running minimum (``du``): within a
+    rising run by at most one (rounding), across runs by what their extremes
+    allow.
+
+    Returns:
+        ``(h_max, h_min, dd, du, sp)`` with ``sp`` a sender segment hint for ``mb``.
+    """
+    last_j = n_seg[j] - 1
+    last_i = n_seg[i] - 1
+    sj = owner_segment(seg_k, n_seg, j, ma, last_j)
+    h_max = -_KMAX
+    h_min = _KMAX
+    dd = 0
+    du = 0
+    mm = ma
+    while mm <= mb:
+        while sj < last_j and mm > seg_k[j, sj + 1]:
+            sj += 1
+        hj = seg[j, sj, SG_HI]
+        lj = seg[j, sj, SG_LO]
+        kj = seg_k[j, sj]
+        Pj = seg[j, sj, SG_P]
+        t_m = hj + (lj + (mm - kj) * Pj)
+        a, sp = _arrival_at(seg, seg_k, n_seg, i, t_m, la, sp, band_scale, f0)
+        si = sp
+        # the run ends before the receiver's next segment, and two edges
+        # before arrivals leave the sender's segment si (its edges end at
+        # the next anchor: that anchor's successor arrives at t_x)
+        end = mb
+        if sj < last_j and seg_k[j, sj + 1] < end:
+            end = seg_k[j, sj + 1]
+        if si < last_i:
+            kx = seg_k[i, si + 1]
+            t_x = seg[i, si, SG_HI] + (seg[i, si, SG_LO] + (kx - seg_k[i, si]) * seg[i, si, SG_P])
+            r = kj + np.int64(math.floor((t_x + la - hj - lj) / Pj))
+            if r - 2 < end:
+                end = r - 2
+        if end - mm < 4:
+            # beside a change: this edge alone
+            h = a - mm
+            if mm > ma:
+                dd = max(dd, h_max - h)
+                du = max(du, h - h_min)
+            h_max = max(h_max, h)
+            h_min = min(h_min, h)
+            mm += 1
+            continue
+        # a run of edges with one affine phase: its ends
+        F = f0 * (1.0 + seg[i, si, SG_REL])
+        base = seg[i, si, SG_HI] + seg[i, si, SG_LO] + la
+        band = 2.0 * band_scale * F
+        rising = Pj * F >= 1.0
+        r_max = -_KMAX
+        r_min = _KMAX
+        for side in range(2):
+            # side 0 scans from the end the maximum is at, side 1 from the minimum's
+            step = -1 if (side == 0) == rising else 1
+            x = end if step < 0 else mm
+            while True:
+                t_x2 = hj + (lj + (x - kj) * Pj)
+                a2, _ = _arrival_at(seg, seg_k, n_seg, i, t_x2, la, si, band_scale, f0)
+                h = a2 - x
+                r_max = max(r_max, h)
+                r_min = min(r_min, h)
+                phi = (t_x2 - base) * F
+                frac = phi - math.floor(phi)
+                if band < frac < 1.0 - band:
+                    break
+                x += step
+                if x < mm or x > end:
+                    break
+        # within the run, rounding moves against its direction by one at
+        # most (2 is the slack); across runs the extremes bound the rest
+        if rising:
+            dd = max(dd, 2)
+            du = max(du, r_max - r_min)
+            if mm > ma:
+                dd = max(dd, h_max - r_min)
+                du = max(du, r_max - h_min)
+        else:
+            dd = max(dd, r_max - r_min)
+            du = max(du, 2)
+            if mm > ma:
+                dd = max(dd, h_max - r_min)
+                du = max(du, r_max - h_min)
+        h_max = max(h_max, r_max)
+        h_min = min(h_min, r_min)
+        mm = end + 1
+        sp = si
+    return h_max, h_min, dd, du, sp
+
+
+@njit
+def _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                     band_scale, f0, walk_l, tbuf):
+    """Advance armed link ``l`` (``i -> j``, finite buffer, nothing pending) to
+    receiver edge ``m`` at ``t`` with over- and underflows in closed form.
+
+    The same state as walking every edge (:func:`_walk_links`): a stretch
+    whose occupancy could touch both limits is cut in halves, and a stretch
+    with a link's first fault of a kind is walked, since the fault's time
+    and cycle are recorded.
+
+    Returns:
+        Whether any frame was dropped or read missing.
+    """
+    faulted = False
+    while ls[l, LS_ADVM] < m:
+        lo_m = ls[l, LS_ADVM] + 1
+        hi_m = m
+        while True:
+            y0 = ls[l, LS_OCC]
+            k = ls[l, LS_ARRK]
+            t_b = t if hi_m == m else edge_time(seg, seg_k, j,
+                                                 owner_segment(seg_k, n_seg, j, hi_m,
+                                                               n_seg[j] - 1), hi_m)
+            h_max, h_min, dd, du, sp = _h_extremes(lo_m, hi_m, i, j, la, seg, seg_k, n_seg,
+                                                   ls[l, LS_SP], band_scale, f0)
+            a_b, sp = _arrival_at(seg, seg_k, n_seg, i, t_b, la, sp, band_scale, f0)
+            c = y0 - k + 1 + lo_m
+            end_v = a_b - hi_m - 1  # the end takes arrivals too, after the last read
+            du = max(du, end_v - h_min)
+            top = max(c + h_max, c + end_v)
+            bottom = c + h_min
+            # only the top: nothing falls to empty, before a drop (bottom) or
+            # after (at most dd below the top); only the bottom: likewise
+            top_only = bottom >= 1 and dd <= depth - 1
+            bottom_only = top <= depth and du <= depth - 1
+            one_sided = top_only or bottom_only
+            if one_sided or hi_m - lo_m < _WALK_SHORT:
+                break
+            hi_m = lo_m + (hi_m - lo_m) // 2
+        x_end = y0 + (a_b - (k - 1)) - (hi_m - lo_m + 1)
+        drops = max(top - depth, 0) if top_only else 0
+        missing = max(1 - bottom, 0) if bottom_only and not top_only else 0
+        first = ((drops > 0 and ls[l, LS_OVF_N] == 0)
+                 or (missing > 0 and ls[l, LS_UNF_N] == 0))
+        if not one_sided or first:
+            # both limits, or a first fault to time: edge by edge
+            walk_l[0] = l
+            n0 = ls[l, LS_OVF_N] + ls[l, LS_UNF_N]
+            _walk_links(walk_l, 1, hi_m, t_b, j, src, lat, seg, seg_k, n_seg, ls, lf, ring,
+                        depth, False, tbuf)
+            faulted |= ls[l, LS_OVF_N] + ls[l, LS_UNF_N] > n0
+            continue
+        ls[l, LS_OCC] = x_end - drops + missing
+        ls[l, LS_OVF_N] += drops
+        ls[l, LS_UNF_N] += missing
+        ls[l, LS_ARRK] = a_b + 1
+        ls[l, LS_SP] = sp
+        ls[l, LS_ADVM] = hi_m
+        lf[l, LF_ADVT] = t_b
+        faulted |= drops + missing > 0
+    if lf[l, LF_ADVT] != t:
+        # no edge left: the arrivals up to t
+        y0 = ls[l, LS_OCC]
+        a_b, sp = _arrival_at(seg, seg_k, n_seg, i, t, la, ls[l, LS_SP], band_scale, f0)
+        n_a = a_b - (ls[l, LS_ARRK] - 1)
+        drops = max(y0 + n_a - depth, 0)
+        if drops > 0 and ls[l, LS_OVF_N] == 0:
+            walk_l[0] = l
+            _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                        False, tbuf)
+        else:
+            ls[l, LS_OCC] = y0 + n_a - drops
+            ls[l, LS_OVF_N] += drops
+            ls[l, LS_ARRK] = a_b + 1
+            ls[l, LS_SP] = sp
+            lf[l, LF_ADVT] = t
+        faulted |= drops > 0
+    return faulted
+
+
+# ----------------------------------------------------------------------------
 # one sample, in named steps
 #
 # The steps take arrays, not the structures, and :func:`advance` hands them
@@ -627,57 +873,71 @@ def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, 
     i = in_src[eu]
     iu = np.uint64(i)
     la = in_lat[eu]
-    walk = ls[lu, LS_PEND] != 0
+    if ls[lu, LS_PEND] != 0:
+        # an adjustment in progress: edge by edge, only until it is done
+        walk_l[0] = l
+        while ls[lu, LS_PEND] != 0 and lf[lu, LF_ADVT] != t:
+            mp = ls[lu, LS_ADVM] + abs(ls[lu, LS_PEND]) + 1
+            tp = t
+            if mp < m:
+                tp = edge_time(seg, seg_k, j, owner_segment(seg_k, n_seg, j, mp, n_seg[j] - 1),
+                               mp)
+            else:
+                mp = m
+            _walk_links(walk_l, 1, mp, tp, j, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                        False, tbuf)
+        if lf[lu, LF_ADVT] == t:
+            return ls[lu, LS_OCC], ls[lu, LS_ARRK] - 1, True
+    walk = False
     sp = ls[lu, LS_SP]
     last_i = n_seg[iu] - 1
-    if not walk:
-        # the sender's segment in force at t - la, found from the one
-        # owning its last arrival; the range of its relative rate on the
-        # way bounds the buffer's excursion below
-        y = t - la
-        rel_i_lo = seg[iu, np.uint64(sp), SG_REL]
-        rel_i_hi = rel_i_lo
-        # the first step, whose taking is a coin flip, without a branch:
-        # selects, and `&` rather than `and`
-        nx = sp + 1 if sp < last_i else sp
-        sp += (sp < last_i) & (seg[iu, np.uint64(nx), SG_HI] <= y)
+    # the sender's segment in force at t - la, found from the one
+    # owning its last arrival; the range of its relative rate on the
+    # way bounds the buffer's excursion below
+    y = t - la
+    rel_i_lo = seg[iu, np.uint64(sp), SG_REL]
+    rel_i_hi = rel_i_lo
+    # the first step, whose taking is a coin flip, without a branch:
+    # selects, and `&` rather than `and`
+    nx = sp + 1 if sp < last_i else sp
+    sp += (sp < last_i) & (seg[iu, np.uint64(nx), SG_HI] <= y)
+    r = seg[iu, np.uint64(sp), SG_REL]
+    rel_i_lo = r if r < rel_i_lo else rel_i_lo
+    rel_i_hi = r if r > rel_i_hi else rel_i_hi
+    while sp < last_i and seg[iu, np.uint64(sp + 1), SG_HI] <= y:
+        sp += 1
+        # comparisons, not min/max: Numba calls out for those
         r = seg[iu, np.uint64(sp), SG_REL]
-        rel_i_lo = r if r < rel_i_lo else rel_i_lo
-        rel_i_hi = r if r > rel_i_hi else rel_i_hi
-        while sp < last_i and seg[iu, np.uint64(sp + 1), SG_HI] <= y:
-            sp += 1
-            # comparisons, not min/max: Numba calls out for those
-            r = seg[iu, np.uint64(sp), SG_REL]
-            if r < rel_i_lo:
-                rel_i_lo = r
-            if r > rel_i_hi:
-                rel_i_hi = r
-        if depth > 0 and ls[lu, LS_ARMED] == 1:
-            # the closed form holds unless the buffer could reach empty or
-            # full before t; the rates are f0 (1 + rel)
-            t0 = lf[lu, LF_ADVT]
-            if t0 != rj[0]:
-                rj[0] = t0
-                sr = n_seg[j] - 1
-                rj[1] = seg[j, sr, SG_REL]
-                rj[2] = rj[1]
-                while sr > 0 and seg[j, sr, SG_HI] > t0:
-                    sr -= 1
-                    r = seg[j, sr, SG_REL]
-                    if r < rj[1]:
-                        rj[1] = r
-                    if r > rj[2]:
-                        rj[2] = r
-            span = (t - t0) * f0
-            occ = ls[lu, LS_OCC]
-            gain = rel_i_hi - rj[1]
-            loss = rj[2] - rel_i_lo
-            walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
-                    or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
+        if r < rel_i_lo:
+            rel_i_lo = r
+        if r > rel_i_hi:
+            rel_i_hi = r
+    if depth > 0 and ls[lu, LS_ARMED] == 1:
+        # the closed form holds unless the buffer could reach empty or
+        # full before t; the rates are f0 (1 + rel)
+        t0 = lf[lu, LF_ADVT]
+        if t0 != rj[0]:
+            rj[0] = t0
+            sr = n_seg[j] - 1
+            rj[1] = seg[j, sr, SG_REL]
+            rj[2] = rj[1]
+            while sr > 0 and seg[j, sr, SG_HI] > t0:
+                sr -= 1
+                r = seg[j, sr, SG_REL]
+                if r < rj[1]:
+                    rj[1] = r
+                if r > rj[2]:
+                    rj[2] = r
+        span = (t - t0) * f0
+        occ = ls[lu, LS_OCC]
+        gain = rel_i_hi - rj[1]
+        loss = rj[2] - rel_i_lo
+        walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
+                or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
     if walk:
-        walk_l[0] = l
-        _walk_links(walk_l, 1, m, t, j, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
-                    False, tbuf)
+        # a limit is within reach: the clipped closed form
+        _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                         band_scale, f0, walk_l, tbuf)
         return ls[lu, LS_OCC], ls[lu, LS_ARRK] - 1, True
     # the last arrival by t from the sender's phase (its rate f0 (1 + rel)
     # stands in for 1 / P): exact unless the phase is within PHASE_TOL of an
