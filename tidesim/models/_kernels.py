@@ -611,6 +611,7 @@ ADVANCE_SIGNATURE = types.int64(STEP_TYPE, PARAMS_TYPE, NODES_TYPE, LINKS_TYPE, 
 # point outside twice the band. Undecided points are a few in 10^4.
 
 _WALK_SHORT = 32  # receiver edges below which a two-sided stretch is walked
+_SCAN_MAX = 64  # undecided edges scanned from an end before splitting by segments
 
 
 @njit(inline="always")
@@ -640,8 +641,47 @@ def _arrival_at(seg, seg_k, n_seg, i, t, la, sp, band_scale, f0):
     return a, sp
 
 
+@njit(inline="always")
+def _end_scan(x, step, x_lim, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
+    """``h`` at receiver edge ``x`` and on in direction ``step`` while the phase is
+    undecided (at most :data:`_SCAN_MAX` edges, not past ``x_lim``).
+
+    Returns:
+        ``(h_max, h_min, done, t0, a0, sp0)``: ``done`` is False when the scan
+        gave up; ``t0`` is the time of edge ``x`` (s), ``a0`` its last arrival
+        and ``sp0`` the sender segment that was found in.
+    """
+    h_max = -_KMAX
+    h_min = _KMAX
+    t0 = 0.0
+    a0 = 0
+    sp0 = sp
+    sj = n_seg[j] - 1
+    for n_pts in range(_SCAN_MAX):
+        sj = owner_segment(seg_k, n_seg, j, x, sj)
+        t_x = seg[j, sj, SG_HI] + (seg[j, sj, SG_LO] + (x - seg_k[j, sj]) * seg[j, sj, SG_P])
+        a, sp = _arrival_at(seg, seg_k, n_seg, i, t_x, la, sp, band_scale, f0)
+        if n_pts == 0:
+            t0 = t_x
+            a0 = a
+            sp0 = sp
+        h = a - x
+        h_max = max(h_max, h)
+        h_min = min(h_min, h)
+        F = f0 * (1.0 + seg[i, sp, SG_REL])
+        phi = (t_x - la - seg[i, sp, SG_HI] - seg[i, sp, SG_LO]) * F
+        frac = phi - math.floor(phi)
+        band = 2.0 * band_scale * F
+        if band < frac < 1.0 - band:
+            return h_max, h_min, True, t0, a0, sp0
+        x += step
+        if (step > 0 and x > x_lim) or (step < 0 and x < x_lim):
+            return h_max, h_min, True, t0, a0, sp0
+    return h_max, h_min, False, t0, a0, sp0
+
+
 @njit
-def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
+def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0, mono):
     """Largest and smallest ``h(m) = a(E_j(m)) - m`` over receiver edges ``ma..mb``.
 
     Splits the edges where the receiver's or the sender's segment changes
@@ -653,9 +693,26 @@ def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
     rising run by at most one (rounding), across runs by what their extremes
     allow.
 
+    ``mono`` = 1 (-1) says every sender rate over the edges is at least (at
+    most) every receiver rate: ``h`` then rises (falls) throughout, through
+    every change of segment, and only the two ends are scanned.
+
     Returns:
         ``(h_max, h_min, dd, du, sp)`` with ``sp`` a sender segment hint for ``mb``.
     """
+    seg, seg_k, n_seg = borrowed(seg), borrowed(seg_k), borrowed(n_seg)
+    if mono != 0:
+        # the minimum (maximum) at the start, the other extreme at the end
+        mx1, mn1, ok1, _, _, _ = _end_scan(ma, 1, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale,
+                                        f0)
+        mx2, mn2, ok2, _, _, _ = _end_scan(mb, -1, ma, i, j, la, seg, seg_k, n_seg, sp, band_scale,
+                                        f0)
+        if ok1 and ok2:
+            h_max = max(mx1, mx2)
+            h_min = min(mn1, mn2)
+            if mono > 0:
+                return h_max, h_min, 2, h_max - h_min, sp
+            return h_max, h_min, h_max - h_min, 2, sp
     last_j = n_seg[j] - 1
     last_i = n_seg[i] - 1
     sj = owner_segment(seg_k, n_seg, j, ma, last_j)
@@ -686,7 +743,7 @@ def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
             r = kj + np.int64(math.floor((t_x + la - hj - lj) / Pj))
             if r - 2 < end:
                 end = r - 2
-        if end - mm < 4:
+        if end < mm:
             # beside a change: this edge alone
             h = a - mm
             if mm > ma:
@@ -709,7 +766,10 @@ def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
             x = end if step < 0 else mm
             while True:
                 t_x2 = hj + (lj + (x - kj) * Pj)
-                a2, _ = _arrival_at(seg, seg_k, n_seg, i, t_x2, la, si, band_scale, f0)
+                if x == mm:
+                    a2 = a  # found above
+                else:
+                    a2, _ = _arrival_at(seg, seg_k, n_seg, i, t_x2, la, si, band_scale, f0)
                 h = a2 - x
                 r_max = max(r_max, h)
                 r_min = min(r_min, h)
@@ -741,20 +801,67 @@ def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0):
     return h_max, h_min, dd, du, sp
 
 
+@njit(inline="always")
+def _pinned_advance(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, depth, band_scale, f0, mono):
+    """The common case of :func:`_clipped_advance`, inline: a buffer that only
+    fills, from 3 frames or more, cannot run empty (each read finds at least
+    ``y0 - 1``: rounding moves a rising count back by one at most), nor one
+    that only drains, from 3 below full, overflow (at most 2 frames arrive
+    before the first read): the extreme at the end decides, found from one
+    end of the stretch.
+
+    Returns:
+        Whether it advanced the link (False: the general case applies).
+    """
+    y0 = ls[l, LS_OCC]
+    if not ((mono > 0 and y0 >= 3) or (mono < 0 and y0 <= depth - 3)):
+        return False
+    lo_m = ls[l, LS_ADVM] + 1
+    if lo_m > m:
+        return False
+    h_max, h_min, ok, t_e, a_b, sp = _end_scan(m, -1, lo_m, i, j, la, seg, seg_k, n_seg,
+                                               ls[l, LS_SP], band_scale, f0)
+    if not ok:
+        return False
+    if t_e != t:
+        a_b, sp = _arrival_at(seg, seg_k, n_seg, i, t, la, sp, band_scale, f0)
+    c = y0 - ls[l, LS_ARRK] + 1 + lo_m
+    drops = 0
+    missing = 0
+    if mono > 0:
+        drops = max(max(c + h_max, c + a_b - m - 1) - depth, 0)
+        if drops > 0 and ls[l, LS_OVF_N] == 0:
+            return False  # the first overflow is timed edge by edge
+    else:
+        missing = max(1 - (c + h_min), 0)
+        if missing > 0 and ls[l, LS_UNF_N] == 0:
+            return False
+    ls[l, LS_OCC] = y0 + (a_b - (ls[l, LS_ARRK] - 1)) - (m - lo_m + 1) - drops + missing
+    ls[l, LS_OVF_N] += drops
+    ls[l, LS_UNF_N] += missing
+    ls[l, LS_ARRK] = a_b + 1
+    ls[l, LS_SP] = sp
+    ls[l, LS_ADVM] = m
+    lf[l, LF_ADVT] = t
+    return True
+
+
 @njit
 def _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
-                     band_scale, f0, walk_l, tbuf):
+                     band_scale, f0, walk_l, tbuf, mono):
     """Advance armed link ``l`` (``i -> j``, finite buffer, nothing pending) to
     receiver edge ``m`` at ``t`` with over- and underflows in closed form.
 
     The same state as walking every edge (:func:`_walk_links`): a stretch
     whose occupancy could touch both limits is cut in halves, and a stretch
     with a link's first fault of a kind is walked, since the fault's time
-    and cycle are recorded.
+    and cycle are recorded. ``mono``: see :func:`_h_extremes`.
 
     Returns:
         Whether any frame was dropped or read missing.
     """
+    b = borrowed
+    seg, seg_k, n_seg, ls, lf, ring = b(seg), b(seg_k), b(n_seg), b(ls), b(lf), b(ring)
     faulted = False
     while ls[l, LS_ADVM] < m:
         lo_m = ls[l, LS_ADVM] + 1
@@ -765,10 +872,10 @@ def _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, rin
             t_b = t if hi_m == m else edge_time(seg, seg_k, j,
                                                  owner_segment(seg_k, n_seg, j, hi_m,
                                                                n_seg[j] - 1), hi_m)
-            h_max, h_min, dd, du, sp = _h_extremes(lo_m, hi_m, i, j, la, seg, seg_k, n_seg,
-                                                   ls[l, LS_SP], band_scale, f0)
-            a_b, sp = _arrival_at(seg, seg_k, n_seg, i, t_b, la, sp, band_scale, f0)
             c = y0 - k + 1 + lo_m
+            h_max, h_min, dd, du, sp = _h_extremes(lo_m, hi_m, i, j, la, seg, seg_k, n_seg,
+                                                   ls[l, LS_SP], band_scale, f0, mono)
+            a_b, sp = _arrival_at(seg, seg_k, n_seg, i, t_b, la, sp, band_scale, f0)
             end_v = a_b - hi_m - 1  # the end takes arrivals too, after the last read
             du = max(du, end_v - h_min)
             top = max(c + h_max, c + end_v)
@@ -935,9 +1042,13 @@ def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, 
         walk = (occ + 3.0 + (span * gain if gain > 0.0 else 0.0) >= depth
                 or occ - 3.0 - (span * loss if loss > 0.0 else 0.0) <= 0.0)
     if walk:
-        # a limit is within reach: the clipped closed form
-        _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
-                         band_scale, f0, walk_l, tbuf)
+        # a limit is within reach: the clipped closed form; the rate ranges
+        # say whether the buffer only fills (or only drains) on the way
+        mono = 1 if rel_i_lo >= rj[2] else -1 if rel_i_hi <= rj[1] else 0
+        if not _pinned_advance(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, depth, band_scale,
+                               f0, mono):
+            _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, ring, depth,
+                             band_scale, f0, walk_l, tbuf, mono)
         return ls[lu, LS_OCC], ls[lu, LS_ARRK] - 1, True
     # the last arrival by t from the sender's phase (its rate f0 (1 + rel)
     # stands in for 1 / P): exact unless the phase is within PHASE_TOL of an
