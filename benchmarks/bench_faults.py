@@ -32,7 +32,7 @@ def main() -> None:
             system.run(until_s=0.01, record="summary")  # compile or load the cache
             out = {}
 
-            def run(system=system, out=out):
+            def run(system=system, out=out, until=until):
                 out["trace"] = system.run(until_s=until, record="summary")
 
             walls[depth] = best_of(run, repeat=3)

@@ -70,6 +70,7 @@ def systems(draw):
         buffer=buffer, measure=draw(st.sampled_from(["buffer", "ddc"])),
         stability=Stability(margin=draw(st.integers(0, 4)), window_s=1e-3),
         drift_ppb_per_s=draw(st.sampled_from([0.0, 5e4])),
+        sample_at=draw(st.sampled_from(["edge", "phase"])),
     )
 
 
@@ -120,6 +121,7 @@ def rig_scale_systems(draw):
         buffer=buffer, measure=draw(st.sampled_from(["buffer", "ddc"])),
         stability=Stability(margin=4, window_s=1e-3),
         wander_ppb_per_sqrt_s=draw(st.sampled_from([0.0, 1e3])), seed=draw(st.integers(0, 99)),
+        sample_at=draw(st.sampled_from(["edge", "phase"])),
     )
 
 
@@ -259,6 +261,7 @@ def faulting_systems(draw):
         measure=measure,
         stability=Stability(margin=2, window_s=2e-3),
         drift_ppb_per_s=draw(st.sampled_from([0.0, 1e6])),
+        sample_at=draw(st.sampled_from(["edge", "phase"])),
     )
 
 

@@ -90,7 +90,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "theta0",
         "start_s",
     ),
-    "control": ("update_period_ticks", "delay_ticks", "measure"),
+    "control": ("update_period_ticks", "delay_ticks", "measure", "sample_at"),
     "controller": _CONTROLLER_TABLE_KEYS,
     "actuator": ("kind", "step_ppb"),
     "buffer": ("depth", "reference", "arm", "auto_centre", "adjust"),
@@ -247,6 +247,8 @@ class RunConfig:
         start_s: node start-up delays (s).
         update_period_ticks: control update period ``p`` in local ticks.
         control_delay_ticks: delay ``d`` from sample to applied correction (ticks).
+        sample_at: ``"edge"`` or ``"phase"`` (where samples fall, see
+            :class:`~tidesim.models.System`).
         measure: ``"buffer"`` (elastic-buffer counts) or ``"ddc"`` (domain
             difference counters).
         controller_kind: one of ``CONTROLLER_KINDS`` (``"pi"``, ``"p"``,
@@ -283,6 +285,7 @@ class RunConfig:
     update_period_ticks: int
     control_delay_ticks: int
     measure: str
+    sample_at: str
     controller_kind: str
     kp: float
     ki: float
@@ -636,6 +639,7 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
             "control.delay_ticks", delay, f"must be < control.update_period_ticks ({period})"
         )
     measure = _choice(control.get("measure", "buffer"), "control.measure", MEASURE_KINDS)
+    sample_at = _choice(control.get("sample_at", "edge"), "control.sample_at", ("edge", "phase"))
     actuator = _actuator(sections["actuator"])
     stability = _stability(sections["stability"])
     controller_spec = _controller(sections["controller"], "controller", stability)
@@ -665,6 +669,7 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
         update_period_ticks=period,
         control_delay_ticks=delay,
         measure=measure,
+        sample_at=sample_at,
         controller_kind=controller_spec["kind"],
         kp=controller_spec.get("kp", 0.0),
         ki=controller_spec.get("ki", 0.0),
@@ -706,6 +711,7 @@ def build_system(run_cfg: RunConfig) -> System:
         actuator=run_cfg.actuator,
         buffer=run_cfg.buffer,
         measure=run_cfg.measure,
+        sample_at=run_cfg.sample_at,
         stability=run_cfg.stability,
         seed=run_cfg.seed,
         name=run_cfg.name,

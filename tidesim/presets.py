@@ -124,7 +124,9 @@ PRESETS: dict[str, dict] = {
             "theta0": 0.1,
             "start_s": 0.0,
         },
-        "control": {"update_period_ticks": 100_000, "delay_ticks": 1000, "measure": "buffer"},
+        # Callisto.jl samples at phase theta0 + k p, not on whole edges
+        "control": {"update_period_ticks": 100_000, "delay_ticks": 1000, "measure": "buffer",
+                    "sample_at": "phase"},
         "controller": {"kind": "pi", "kp": 2e-8, "ki": 1e-15},
         "actuator": {"kind": "continuous", "step_ppb": 10.0},
         "buffer": {"depth": 0, "reference": 50, "arm": "link_up"},

@@ -141,6 +141,7 @@ class Case:
             margin=self.margin,
             window_s=self.window_s,
             seed=int(kw.get("seed", 0)),
+            sample_at=kw.get("sample_at", "edge"),
         )
         return system, cfg
 

@@ -137,6 +137,9 @@ class Config:
         margin: stability margin (frames).
         window_s: stability window (s).
         seed: the wander's seed.
+        sample_at: ``"edge"``: node ``j`` samples at its edges ``⌈θ0⌉ + q p``
+            and changes frequency at edge ``m + d``; ``"phase"``: it samples
+            at phase ``θ0 + q p`` and changes at phase ``θ0 + q p + d``.
     """
 
     links: tuple[tuple[int, int], ...]
@@ -161,6 +164,7 @@ class Config:
     margin: int = 4
     window_s: float = 2.0
     seed: int = 0
+    sample_at: str = "edge"
 
     @property
     def n_nodes(self) -> int:
@@ -191,7 +195,7 @@ class NodeResult:
     Attributes:
         samp_t: sample times (s); samp_m: the receiver edge of each sample;
         samp_c: the applied correction after each sample (relative);
-        seg_k, seg_t, seg_rel: anchor edge, anchor time (s) and relative
+        seg_k, seg_t, seg_rel: the last edge at or before each change, its time (s), relative
             frequency of each segment.
     """
 
@@ -328,17 +332,22 @@ def _period(f0: Decimal, rel: float) -> Decimal:
 
 
 class _Clock:
-    """One node's clock: a list of segments and a cache of edge times.
+    """One node's clock: its phase, piecewise linear in time, and a cache of edge times.
 
-    Segment ``s`` owns the edges ``k0[s] < k <= k0[s+1]`` (segment 0 also those
-    before its anchor); an edge's time is computed from its owner's anchor.
+    Segment ``s`` starts at phase ``phase[s]`` (any real number: a change can
+    fall between two edges) and time ``t[s]``; edge ``k`` belongs to the last
+    segment starting before it (``phase[s] < k``; segment 0 also every edge
+    before), so an edge exactly at a change keeps the old period.
     """
 
-    def __init__(self, f0: Decimal, eps: float, theta0: float) -> None:
+    def __init__(self, f0: Decimal, eps: float, theta0: float, at_phase: bool) -> None:
         self.f0 = f0
-        k_a = 1 if theta0 > 0 else 0
+        # where segment 0 is said to start: any phase at or before the first
+        # change; the first edge at or after t = 0, or edge 0 when sampling at
+        # phase (whose first sample, at t = 0, is just after it)
+        k_a = 1 if theta0 > 0 and not at_phase else 0
         p0 = _period(f0, eps)
-        self.seg_k = [k_a]
+        self.phase = [Decimal(k_a)]
         self.seg_t = [(k_a - Decimal(theta0)) * p0]
         self.seg_P = [p0]
         self.seg_rel = [eps]
@@ -346,33 +355,39 @@ class _Clock:
         self._base = k_a
         self._times: list[Decimal] = []
 
-    def _compute(self, k: int) -> Decimal:
-        s = max(bisect.bisect_left(self.seg_k, k) - 1, 0)
-        return self.seg_t[s] + (k - self.seg_k[s]) * self.seg_P[s]
+    @property
+    def seg_k(self) -> list[int]:
+        """The last whole edge at or before each segment's start."""
+        return [math.floor(x) for x in self.phase]
+
+    def at_phase(self, x: Decimal) -> Decimal:
+        """Time (s) at which the phase is ``x`` (cycles)."""
+        s = max(bisect.bisect_left(self.phase, x) - 1, 0)
+        return self.seg_t[s] + (x - self.phase[s]) * self.seg_P[s]
 
     def time(self, k: int) -> Decimal:
         """Time (s) of edge ``k``."""
         idx = k - self._base
         if idx < 0:
-            return self._compute(k)
+            return self.at_phase(Decimal(k))
         times = self._times
         while len(times) <= idx:
-            times.append(self._compute(self._base + len(times)))
+            times.append(self.at_phase(Decimal(self._base + len(times))))
         return times[idx]
 
-    def add_segment(self, anchor: int, rel: float) -> None:
-        """A new frequency from edge ``anchor`` on (the edge itself keeps the old one)."""
-        t = self.time(anchor)
-        self.seg_k.append(anchor)
+    def add_segment(self, phase: Decimal, rel: float) -> None:
+        """A new frequency from phase ``phase`` on."""
+        t = self.at_phase(phase)
+        self.phase.append(phase)
         self.seg_t.append(t)
         self.seg_P.append(_period(self.f0, rel))
         self.seg_rel.append(rel)
-        del self._times[max(anchor - self._base + 1, 0):]
+        del self._times[max(math.floor(phase) - self._base + 1, 0):]
 
     def last_edge(self, x: Decimal, separated) -> int:
         """The largest ``k`` with ``time(k) <= x``; ``separated`` checks near-ties."""
         s = max(bisect.bisect_right(self.seg_t, x) - 1, 0)
-        k = self.seg_k[s] + math.floor((x - self.seg_t[s]) / self.seg_P[s])
+        k = math.floor(self.phase[s] + (x - self.seg_t[s]) / self.seg_P[s])
         while self.time(k + 1) <= x:
             k += 1
         while self.time(k) > x:
@@ -470,7 +485,8 @@ class _Run:
         self.eps = [float(o) * 1e-6 for o in cfg.offsets_ppm]
         self.drift = [float(x) * 1e-9 for x in cfg.drift_ppb_per_s]
         self.sigma = float(cfg.wander_ppb_per_sqrt_s) * 1e-9
-        self.clocks = [_Clock(self.f0, self.eps[j], float(cfg.theta0[j])) for j in range(n)]
+        self.clocks = [_Clock(self.f0, self.eps[j], float(cfg.theta0[j]),
+                              cfg.sample_at == "phase") for j in range(n)]
         self.start = [Decimal(float(s)) for s in cfg.start_s]
         self.nodes = [
             _NodeState(_law(cfg.controller),
@@ -487,6 +503,9 @@ class _Run:
         self.pending_adj = [[a for a in cfg.adjustments if a.link == l]
                             for l in range(len(self.links))]
         self.window = Decimal(float(cfg.window_s))
+        # sampling at phase: samples and changes fall theta0 after whole edges
+        self.frac = [Decimal(float(x)) if cfg.sample_at == "phase" else Decimal(0)
+                     for x in cfg.theta0]
 
     # -- decisions on instants, with the near-tie check --------------------------
     def separated(self, x: Decimal, y: Decimal) -> None:
@@ -641,7 +660,7 @@ class _Run:
             raise RangeFault(f"node {j}: rel {rel} at t = {t}")
         clock = self.clocks[j]
         if rel != clock.seg_rel[-1]:
-            clock.add_segment(m + cfg.control_delay_ticks, rel)
+            clock.add_segment(self.frac[j] + m + cfg.control_delay_ticks, rel)
         node.record.samp_t.append(t)
         node.record.samp_m.append(m)
         node.record.samp_c.append(node.c)
@@ -649,13 +668,15 @@ class _Run:
     # -- the whole run ---------------------------------------------------------
     def run(self, until: Decimal, stop_on_fault: bool) -> Result:
         p = self.cfg.update_period_ticks
-        heap = [(c.time(c.seg_k[0]), j, c.seg_k[0]) for j, c in enumerate(self.clocks)]
+        # the first sample: the first edge at or after t = 0, or phase theta0 (t = 0)
+        heap = [(c.at_phase(self.frac[j] + m0), j, m0) for j, c in enumerate(self.clocks)
+                for m0 in [0 if self.cfg.sample_at == "phase" else c.seg_k[0]]]
         heapq.heapify(heap)
         end, stopped = until, False
         while heap and self.le(heap[0][0], until):
             t, j, m = heapq.heappop(heap)
             self.sample(j, m, t)
-            heapq.heappush(heap, (self.clocks[j].time(m + p), j, m + p))
+            heapq.heappush(heap, (self.clocks[j].at_phase(self.frac[j] + m + p), j, m + p))
             if stop_on_fault and any(lk.ovf_n or lk.unf_n for lk in self.incoming[j]):
                 self.separated(heap[0][0], t)  # the next sample, in the core's order too
                 end, stopped = t, True

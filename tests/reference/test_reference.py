@@ -79,6 +79,7 @@ def cases(draw) -> Case:
         update_period_ticks=p,
         control_delay_ticks=draw(st.integers(0, p - 1)),
         measure=draw(st.sampled_from(["buffer", "ddc"])),
+        sample_at=draw(st.sampled_from(["edge", "phase"])),
     )
     if draw(st.booleans()):
         system["drift_ppb_per_s"] = [generic(draw, -1e5, 1e5) for _ in range(n)]
@@ -131,6 +132,10 @@ def _tri(**kwargs) -> Case:
 
 
 HAND_PICKED = {
+    "phase-sampling": (_tri(system=dict(sample_at="phase", theta0=[0.1, 0.6180339, 0.9],
+                                        update_period_ticks=250, control_delay_ticks=37),
+                            controller=ControllerSpec("pi", 2e-5, ki=4e-9, period_ticks=250)),
+                       lambda ref: len(ref.nodes[1].seg_t) > 3),
     "drift": (_tri(system=dict(drift_ppb_per_s=[7.31e4, -4.13e4, 2.9e3]),
                    controller=ControllerSpec("p", 1e-5), depth=0),
               lambda ref: len(set(ref.nodes[0].seg_rel)) > 10),

@@ -62,6 +62,7 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     IP_MEAS_DDC,
     IP_P,
     IP_REF,
+    IP_SAMPLE_PHASE,
     IP_STOP,
     LF_ADVT,
     LF_ARM_T,
@@ -565,7 +566,7 @@ _f8_3 = types.float64[:, :, ::1]
 
 PARAMS_TYPE = types.NamedTuple(
     (_f8_1, _i8_1, _f8_1, _f8_1, _f8_1, _i8_1, _i8_1, _i8_1, _f8_1, _i8_1, _i8_1, _f8_1, _f8_1,
-     _f8_1, _i8_1, _f8_1, _i8_1), Params)
+     _f8_1, _i8_1, _f8_1, _i8_1, _f8_1), Params)
 NODES_TYPE = types.NamedTuple(
     (_f8_3, _i8_2, _i8_1, _i8_1, _f8_1, _f8_1, _i8_1, _i8_1, _i8_1, _f8_2, _f8_1, _i8_1, _i8_1,
      _f8_1), NodeState)
@@ -1179,31 +1180,48 @@ def _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cs
 
 
 @njit(inline="always")
-def _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0):
-    """Start node ``j``'s next frequency segment ``d`` ticks after the sample
-    at edge ``m``, unless the frequency is unchanged."""
+def _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0, frac):
+    """Start node ``j``'s next frequency segment ``d`` ticks after its sample,
+    unless the frequency is unchanged.
+
+    The sample is at phase ``m + frac`` (``frac`` 0: at edge ``m``; else
+    ``theta0``, see ``control.sample_at``), so the change is at phase
+    ``ka + frac``, ``ka = m + d``: edge ``ka`` keeps the old period and the
+    new segment owns the edges after it. A segment is anchored at a whole
+    edge, so it is anchored at ``ka`` with the time edge ``ka`` would have at
+    the new period, ``E_old(ka) + frac (P_old - P_new)``.
+    """
     s = n_seg[j] - 1
     if rel != seg[j, s, SG_REL]:
         ka = m + d
-        hi, lo = anchor_advance(seg[j, s, SG_HI], seg[j, s, SG_LO], seg[j, s, SG_P],
-                                ka - seg_k[j, s])
+        p_old = seg[j, s, SG_P]
+        p_new = 1.0 / (f0 * (1.0 + rel))
+        hi, lo = anchor_advance(seg[j, s, SG_HI], seg[j, s, SG_LO], p_old, ka - seg_k[j, s])
+        if frac != 0.0:
+            # P_old - P_new is exact (the two are within a factor of 2)
+            hs, he = _two_sum(hi, frac * (p_old - p_new))
+            he += lo
+            hi = hs + he
+            lo = he - (hi - hs)
         seg[j, s + 1, SG_HI] = hi
         seg[j, s + 1, SG_LO] = lo
         seg_k[j, s + 1] = ka
-        seg[j, s + 1, SG_P] = 1.0 / (f0 * (1.0 + rel))
+        seg[j, s + 1, SG_P] = p_new
         seg[j, s + 1, SG_REL] = rel
         n_seg[j] = s + 2
 
 
 @njit(inline="always")
-def _edge_time_near_end(j, k, seg, seg_k, n_seg):
-    """Time (s) of node ``j``'s edge ``k``, which is in its last segment or
-    just before: :func:`owner_segment` and :func:`edge_time` spelled out
-    (array arguments cost reference counting)."""
+def _sample_time(j, k, frac, seg, seg_k, n_seg):
+    """Time (s) of node ``j``'s phase ``k + frac`` (``0 <= frac < 1``), in its
+    last segment or just before: :func:`owner_segment` and
+    :func:`edge_time` spelled out (array arguments cost reference counting).
+    Between edges ``k`` and ``k + 1`` the segment owning ``k + 1`` is in force."""
+    kk = k + 1 if frac > 0.0 else k
     sn = n_seg[j] - 1
-    while sn > 0 and k <= seg_k[j, sn]:
+    while sn > 0 and kk <= seg_k[j, sn]:
         sn -= 1
-    return seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + (k - seg_k[j, sn]) * seg[j, sn, SG_P])
+    return seg[j, sn, SG_HI] + (seg[j, sn, SG_LO] + ((k - seg_k[j, sn]) + frac) * seg[j, sn, SG_P])
 
 
 @njit
@@ -1260,6 +1278,7 @@ def advance(step, P, N, L, R):
     in_off, in_idx, in_src, in_lat = b(P.in_off), b(P.in_idx), b(P.in_src), b(P.in_lat)
     src, dst, lat, t_up = b(P.src), b(P.dst), b(P.lat), b(P.t_up)
     adj_link, adj_t, adj_frames = b(P.adj_link), b(P.adj_t), b(P.adj_frames)
+    theta0 = b(P.theta0)
     seg, seg_k, n_seg = b(N.seg), b(N.seg_k), b(N.n_seg)
     corr, wander, zq, next_m = b(N.corr), b(N.wander), b(N.zq), b(N.next_m)
     n_samp, cstate = b(N.n_samp), b(N.cstate)
@@ -1282,6 +1301,7 @@ def advance(step, P, N, L, R):
     lat_max = fpar[FP_LATMAX]
     p_max = fpar[FP_PMAX]
     cycle = ipar[IP_CYCLE] == 1
+    phase = ipar[IP_SAMPLE_PHASE] == 1
     cap_s = seg.shape[1]
     cap_r = samp_t.shape[1]
     cap_z = wander_z.shape[1]
@@ -1379,10 +1399,11 @@ def advance(step, P, N, L, R):
             detail[2] = m
             detail[3] = rel
             break
-        _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0)
+        frac = theta0[j] if phase else 0.0
+        _new_segment(j, m, rel, seg, seg_k, n_seg, d, f0, frac)
         nm = m + p
         next_m[j] = nm
-        head = order_requeue(order_t, order_node, head, _edge_time_near_end(j, nm, seg, seg_k,
+        head = order_requeue(order_t, order_node, head, _sample_time(j, nm, frac, seg, seg_k,
                                                                             n_seg), j)
         if sc[SC_FAULTS_SEEN] == 1 and ipar[IP_STOP] == 1:
             status = ST_FAULT_STOP
@@ -1475,16 +1496,17 @@ def compact_segments(seg, seg_k, n_seg, seg_base, keep, ls, src):
 
 
 @njit
-def _seg_start(seg, j, s, base, epoch):
-    """Start time (s) of node ``j``'s segment ``s`` (in memory); the run's first
-    segment starts at the epoch."""
+def _seg_start(seg, j, s, base, epoch, frac):
+    """When node ``j``'s segment ``s`` (in memory) takes effect (s): its anchor
+    plus ``frac[j]`` of its period (a change at phase ``ka + frac``, see
+    :func:`_new_segment`); the run's first segment from the epoch on."""
     if s + base == 0:
         return epoch
-    return seg[j, s, SG_HI] + seg[j, s, SG_LO]
+    return seg[j, s, SG_HI] + seg[j, s, SG_LO] + frac[j] * seg[j, s, SG_P]
 
 
 @njit
-def energy_add(seg, n_seg, seg_base, e_node, e_next, t_safe, epoch):
+def energy_add(seg, n_seg, seg_base, e_node, e_next, t_safe, epoch, frac):
     """Fold ``(f/f0 - 1)² × duration`` of each segment that ended by ``t_safe`` into
     its node's running sum, in segment order.
 
@@ -1494,15 +1516,16 @@ def energy_add(seg, n_seg, seg_base, e_node, e_next, t_safe, epoch):
             each node's first segment not yet folded in (both updated).
         t_safe: no segment that starts by then is still to come (s).
         epoch: where the integral starts (s, <= 0).
+        frac: float64[n] where in a cycle each node's changes fall (:func:`_seg_start`).
     """
     for j in range(n_seg.size):
         base = seg_base[j]
         s = e_next[j] - base
         while s + 1 < n_seg[j]:
-            b = seg[j, s + 1, SG_HI] + seg[j, s + 1, SG_LO]
+            b = _seg_start(seg, j, s + 1, base, epoch, frac)
             if b > t_safe:
                 break
-            a = _seg_start(seg, j, s, base, epoch)
+            a = _seg_start(seg, j, s, base, epoch, frac)
             if b > a:
                 r = seg[j, s, SG_REL]
                 e_node[j] += r * r * (b - a)
@@ -1511,13 +1534,13 @@ def energy_add(seg, n_seg, seg_base, e_node, e_next, t_safe, epoch):
 
 
 @njit
-def energy_close(seg, n_seg, seg_base, e_node, e_next, t_end, epoch):
+def energy_close(seg, n_seg, seg_base, e_node, e_next, t_end, epoch, frac):
     """``Σ_j ∫_epoch^t_end (f_j/f0 - 1)² dt`` (s): the running sums (folded in to
     ``t_end`` by :func:`energy_add`) plus each node's segment in force at ``t_end``."""
     total = 0.0
     for j in range(n_seg.size):
         s = e_next[j] - seg_base[j]
-        a = _seg_start(seg, j, s, seg_base[j], epoch)
+        a = _seg_start(seg, j, s, seg_base[j], epoch, frac)
         e = e_node[j]
         if t_end > a:
             r = seg[j, s, SG_REL]
@@ -1527,7 +1550,7 @@ def energy_close(seg, n_seg, seg_base, e_node, e_next, t_end, epoch):
 
 
 @njit
-def spread_add(seg, n_seg, seg_base, st, ptr, t_stop):
+def spread_add(seg, n_seg, seg_base, st, ptr, t_stop, frac):
     """Integrate ``Σ_j (rel_j - mean_k rel_k)²`` over time through every frequency
     change before ``t_stop`` (s): an n-way merge of the segment starts.
 
@@ -1547,7 +1570,7 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop):
     nxt = np.empty(n)
     for j in range(n):
         w = ptr[j] - seg_base[j]
-        nxt[j] = seg[j, w, SG_HI] + seg[j, w, SG_LO] if w < n_seg[j] else np.inf
+        nxt[j] = _seg_start(seg, j, w, seg_base[j], 0.0, frac) if w < n_seg[j] else np.inf
     # sorted by (time, node): ties go to the lowest node
     hk, hid = order_start(nxt)
     head = 0
@@ -1569,7 +1592,8 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop):
         s1 += new - old
         s2 += new * new - old * old
         ptr[jn] += 1
-        key = (seg[jn, w + 1, SG_HI] + seg[jn, w + 1, SG_LO]) if w + 1 < n_seg[jn] else np.inf
+        key = (_seg_start(seg, jn, w + 1, seg_base[jn], 0.0, frac) if w + 1 < n_seg[jn]
+               else np.inf)
         head = order_requeue(hk, hid, head, key, jn)
     st[0] = t_prev
     st[1] = s1

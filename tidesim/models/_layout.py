@@ -38,7 +38,8 @@ IP_CYCLE = 9  # 1: cycle fidelity
 IP_STOP = 10  # 1: stop at the first sample that saw a fault
 IP_HAS_CTL = 11  # 0: free-running clocks
 IP_EVERY = 12  # record every n-th sample of each node; 0: no per-sample records
-N_IPAR = 13
+IP_SAMPLE_PHASE = 13  # 1: sample at phase theta0 + q p (Callisto.jl); 0: at whole edges
+N_IPAR = 14
 
 # ---- float parameter slots (``fpar``) ----
 FP_F0 = 0  # nominal frequency, Hz
@@ -124,6 +125,7 @@ class Params(NamedTuple):
         cparams: float64[:] controller parameters.
         adj_link, adj_t, adj_frames: int64[A], float64[A], int64[A] scheduled
             buffer adjustments (link, earliest time in s, frames).
+        theta0: float64[n] each node's phase at ``t = 0`` (cycles, in [0, 1)).
     """
 
     fpar: np.ndarray
@@ -143,6 +145,7 @@ class Params(NamedTuple):
     adj_link: np.ndarray
     adj_t: np.ndarray
     adj_frames: np.ndarray
+    theta0: np.ndarray
 
 
 class NodeState(NamedTuple):

@@ -156,6 +156,7 @@ class Simulation:
         ipar[K.IP_STOP] = 1 if stop_on_fault else 0
         ipar[K.IP_HAS_CTL] = 1 if ctl is not None else 0
         ipar[K.IP_EVERY] = every
+        ipar[K.IP_SAMPLE_PHASE] = 1 if system.sample_at == "phase" else 0
         fpar = np.zeros(K.N_FPAR)
         fpar[K.FP_F0] = f0
         fpar[K.FP_WANDER] = system.wander_ppb_per_sqrt_s * 1e-9
@@ -180,22 +181,30 @@ class Simulation:
             t_up=np.ascontiguousarray(system.link_up_s, dtype=np.float64), cparams=cparams,
             adj_link=np.array([a.link for a in adjs], dtype=np.int64),
             adj_t=np.array([a.at_s for a in adjs], dtype=np.float64),
-            adj_frames=np.array([a.frames for a in adjs], dtype=np.int64))
+            adj_frames=np.array([a.frames for a in adjs], dtype=np.int64),
+            theta0=np.ascontiguousarray(system.theta0, dtype=np.float64))
 
-        # --- nodes: segment 0 is anchored at the first edge at or after t = 0
+        # --- nodes: segment 0 is anchored at the first edge at or after t = 0;
+        # sampling at phase, at edge 0 (at or before t = 0), the edge of the
+        # first sample, so that every change comes after the anchor
         seg = np.empty((n, _WINDOW, K.N_SG))
         seg_k = np.empty((n, _WINDOW), dtype=np.int64)
-        k_a = np.where(system.theta0 > 0.0, 1, 0).astype(np.int64)
+        phase = system.sample_at == "phase"
+        k_a = np.where((system.theta0 > 0.0) & (not phase), 1, 0).astype(np.int64)
         seg[:, 0, K.SG_P] = P0
         seg[:, 0, K.SG_HI] = (k_a - system.theta0) * P0
         seg[:, 0, K.SG_LO] = 0.0
         seg[:, 0, K.SG_REL] = eps0
         seg_k[:, 0] = k_a
-        order_t, order_node = _kernels().order_start(np.ascontiguousarray(seg[:, 0, K.SG_HI]))
+        # the first sample: at the first edge at or after t = 0, or (sampling
+        # at phase theta0 + q p) at t = 0 itself, before edge 0's successor
+        first_m = np.zeros(n, dtype=np.int64) if phase else k_a.copy()
+        first_t = np.zeros(n) if phase else np.ascontiguousarray(seg[:, 0, K.SG_HI])
+        order_t, order_node = _kernels().order_start(first_t)
         self._N = K.NodeState(
             seg=seg, seg_k=seg_k, n_seg=np.ones(n, dtype=np.int64),
             seg_base=np.zeros(n, dtype=np.int64), corr=np.zeros(n), wander=np.zeros(n),
-            zq=np.zeros(n, dtype=np.int64), next_m=k_a.copy(), n_samp=np.zeros(n, dtype=np.int64),
+            zq=np.zeros(n, dtype=np.int64), next_m=first_m, n_samp=np.zeros(n, dtype=np.int64),
             cstate=cstate, order_t=order_t, order_node=order_node,
             sc=np.zeros(K.N_SC, dtype=np.int64), detail=np.zeros(4))
 
@@ -225,6 +234,9 @@ class Simulation:
         x = eps0 - sp_c
         self._sp_state = np.array([self._epoch, x.sum(), (x * x).sum(), 0.0, sp_c])
         self._sp_ptr = np.ones(n, dtype=np.int64)
+        # where in a cycle frequency changes fall: at whole edges, or at theta0
+        self._frac = (np.ascontiguousarray(system.theta0, dtype=np.float64) if phase
+                      else np.zeros(n))
 
     # ------------------------------------------------------------------ storage
     def _new_record(self, rows: int, wander_z: np.ndarray, z0: np.ndarray) -> K.Record:
@@ -400,18 +412,21 @@ class Simulation:
         """Fold the energy of segments that ended by ``t_safe`` (s) into the running
         sums, and the spread integral through every frequency change before it."""
         N, k = self._N, _kernels()
-        k.energy_add(N.seg, N.n_seg, N.seg_base, self._e_node, self._e_next, t_safe, self._epoch)
-        k.spread_add(N.seg, N.n_seg, N.seg_base, self._sp_state, self._sp_ptr, t_safe)
+        k.energy_add(N.seg, N.n_seg, N.seg_base, self._e_node, self._e_next, t_safe, self._epoch,
+                     self._frac)
+        k.spread_add(N.seg, N.n_seg, N.seg_base, self._sp_state, self._sp_ptr, t_safe,
+                     self._frac)
 
     def _energies(self, t_end: float) -> tuple[float, float]:
         """Both energy integrals from the epoch to ``t_end``, leaving the running
         sums as they are (the run can go on)."""
         N, k = self._N, _kernels()
         e_node, e_next = self._e_node.copy(), self._e_next.copy()
-        k.energy_add(N.seg, N.n_seg, N.seg_base, e_node, e_next, t_end, self._epoch)
-        energy = k.energy_close(N.seg, N.n_seg, N.seg_base, e_node, e_next, t_end, self._epoch)
+        k.energy_add(N.seg, N.n_seg, N.seg_base, e_node, e_next, t_end, self._epoch, self._frac)
+        energy = k.energy_close(N.seg, N.n_seg, N.seg_base, e_node, e_next, t_end, self._epoch,
+                                self._frac)
         sp_state, sp_ptr = self._sp_state.copy(), self._sp_ptr.copy()
-        k.spread_add(N.seg, N.n_seg, N.seg_base, sp_state, sp_ptr, t_end)
+        k.spread_add(N.seg, N.n_seg, N.seg_base, sp_state, sp_ptr, t_end, self._frac)
         spread = k.spread_close(sp_state, t_end, N.n_seg.size)
         return float(energy), float(spread)
 
@@ -436,6 +451,7 @@ class Simulation:
                   "state": R.state[:, :q] if self._keep_state else None}
         nodes = {"seg": N.seg[:, :ns], "seg_k": N.seg_k[:, :ns], "n_seg": N.n_seg.copy(),
                  "seg_base": N.seg_base.copy(), "n_updates": N.n_samp.copy(),
+                 "frac": self._frac,
                  "wander": N.wander.copy()}
         self._shared = True
         if requested_until_s is None:

@@ -30,9 +30,10 @@ from .simulation import FIDELITIES, MAX_REL, Simulation, parse_record
 from .topology import Topology
 from .trace import Trace
 
-__all__ = ["FIDELITIES", "System"]
+__all__ = ["FIDELITIES", "SAMPLE_AT", "System"]
 
 _MAX_PERIOD_TICKS = 1 << 26
+SAMPLE_AT = ("edge", "phase")
 _MAX_EDGE = 2.0**62  # edge numbers are int64
 
 
@@ -92,6 +93,10 @@ class System:
         buffer: elastic buffer configuration, shared by every link.
         measure: ``"buffer"`` (elastic-buffer counts) or ``"ddc"`` (domain
             difference counters) is what the controller sees.
+        sample_at: where a node's samples fall: ``"edge"``, on whole clock
+            edges ``⌈θ0⌉ + k·p`` (the hardware), or ``"phase"``, at phase
+            ``θ0 + k·p`` with the new frequency from phase ``θ0 + k·p + d``
+            (Callisto.jl).
         stability: the stability detector (margin, window).
         seed: seed of every random choice of the run (wander).
         name: a label carried into summaries.
@@ -113,6 +118,7 @@ class System:
         actuator: Actuator | None = None,
         buffer: ElasticBuffer | None = None,
         measure: str = "buffer",
+        sample_at: str = "edge",
         stability: Stability | None = None,
         seed: int = 0,
         name: str = "custom",
@@ -143,6 +149,9 @@ class System:
         if measure not in MEASURE_KINDS:
             raise ConfigError("control.measure", measure, f"must be one of {list(MEASURE_KINDS)}")
         self.measure = measure
+        if sample_at not in SAMPLE_AT:
+            raise ConfigError("control.sample_at", sample_at, f"must be one of {list(SAMPLE_AT)}")
+        self.sample_at = sample_at
         self.stability = stability if stability is not None else Stability()
         self.seed = _int_param("seed", seed, 0)
         self.name = name

@@ -95,6 +95,7 @@ class Trace:
         self._seg_k = nodes["seg_k"]
         self._n_seg = nodes["n_seg"]
         self._seg_base = nodes["seg_base"]
+        self._frac = nodes["frac"]
         self.n_updates = nodes["n_updates"]
         self._ls = links["ls"]
         self._lf = links["lf"]
@@ -262,8 +263,17 @@ class Trace:
 
     @functools.cached_property
     def seg_t(self) -> np.ndarray:
-        """float64[n, S]: start time of each segment (s), ``seg_hi + seg_lo``."""
-        return self.seg_hi + self.seg_lo
+        """float64[n, S]: when each segment's frequency takes effect (s).
+
+        With samples on whole edges that is its anchor, ``seg_hi + seg_lo``;
+        sampling at phase (``control.sample_at = "phase"``) a change falls
+        ``θ0`` of a cycle after the anchor edge, and the anchor holds the time
+        that edge would have at the new period: ``seg_hi + seg_lo + θ0 ·
+        seg_P``. Segment 0 holds from before the run.
+        """
+        t = self.seg_hi + self.seg_lo + self._frac[:, None] * self.seg_P
+        t[:, 0] = self.seg_hi[:, 0] + self.seg_lo[:, 0]
+        return t
 
     def segments(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """(start times in s, relative frequency) of ``node``'s segments."""
