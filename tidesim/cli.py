@@ -341,7 +341,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if interrupted:
         summary.update(interrupted=True, until_s=until)
     # an interrupted run may not have reached the window of the waveform and plot
-    window = args.vcd_from is None or args.vcd_from < trace.until_s
+    window = not interrupted or args.vcd_from is None or args.vcd_from < trace.until_s
     if args.vcd is not None and window:
         from .backends.vcd import gtkw_path, write_vcd
 
