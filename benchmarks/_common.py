@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -31,3 +33,18 @@ def best_of(fn, repeat: int = 3) -> float:
 def emit(name: str, **numbers) -> None:
     print(json.dumps({"benchmark": name, "machine": platform.machine(),
                       "cpus": os.cpu_count(), **numbers}))
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """Resident memory of this process (MB): ``VmHWM`` is the peak so far,
+    ``VmRSS`` the current; from ``/proc``, else the peak from getrusage."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20

@@ -180,6 +180,17 @@ CASES = [
          ("run.plot", "out.png", "must be in a directory that can be created")),
     Case("vcd-is-a-directory", RIG, ("--vcd", "docs"),
          ("run.vcd", "'docs'", "must be a file path, not a directory")),
+    # the frames in flight of a 1e15 s link have edge numbers beyond int64:
+    # the run would never end
+    Case("absurd-latency", RIG + "[topology]\nlatency_s = 1e15\n", (),
+         ("topology.latency_s", "must be below 2**42 cycles of the clocks (3.52e+04 s at "
+          "clock.f_nom_hz = 1.25e+08)", "got 1000000000000000.0")),
+    Case("absurd-frequency", RIG + "[clock]\nf_nom_hz = 1e300\n", (),
+         ("topology.latency_s", "clock.f_nom_hz = 1e+300", "got 1e-08")),
+    Case("absurd-until-flag", None, ("--until", "1e30"),
+         ("run.until_s", "must be below 2**62 cycles of the clocks (3.51e+10 s", "got 1e+30")),
+    Case("full-record-beyond-memory", None, ("--until", "1e9", "--record", "full"),
+         ("run.until_s", "must fit in memory", "got 1000000000.0")),
 ]
 
 
@@ -597,6 +608,34 @@ def test_window_flags_are_checked_before_the_run(cfg, capsys, no_run, flags, exp
 
 
 # ------------------------------------------------------------- huge numbers stay short
+
+
+def test_python_api_refuses_absurd_times_and_latencies():
+    from tidesim.errors import ConfigError
+    from tidesim.models import System, Topology
+
+    system = System(Topology.complete(3, latency_s=1e-8))
+    with pytest.raises(ConfigError, match=r"^run.until_s: must be below 2\*\*62 cycles .*"
+                                          r"got 1e\+30$"):
+        system.run(until_s=1e30)
+    with pytest.raises(ConfigError, match=r"^topology.latency_s: must be below 2\*\*42 "):
+        System(Topology.complete(3, latency_s=1e15))
+    # the bound is in cycles: a 1 Hz clock (Callisto.jl's units) takes long latencies
+    System(Topology.complete(3, latency_s=5e3), f_nom_hz=1.0)
+
+
+def test_unstable_controller_message_is_compact(tmp_path, capsys, monkeypatch):
+    from tidesim.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kp.toml").write_text('preset = "hitl8"\n[controller]\nkind = "p"\n'
+                                      'kp = 1e300\n[actuator]\nkind = "continuous"\n'
+                                      '[run]\nuntil_s = 0.01\n')
+    assert main(["run", "kp.toml"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and len(err) < 200, err
+    assert re.match(r"tidesim: error: node \d+: frequency offset -?[0-9.]+e\+\d+ ppm at t=", err)
 
 
 def test_huge_numbers_in_messages_are_compact(tmp_path, capsys, no_run, monkeypatch):

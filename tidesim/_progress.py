@@ -41,9 +41,10 @@ class ProgressBar:
         done: the count so far (``initial`` plus every :meth:`update`).
     """
 
-    def __init__(self, total: int, *, initial: int = 0, unit: str = "it",
+    def __init__(self, total: float, *, initial: float = 0, unit: str = "it",
                  desc: str | None = None, enabled: bool | None = None,
-                 callback: Callable[[int, int], Any] | None = None) -> None:
+                 callback: Callable[[float, float], Any] | None = None,
+                 bar_format: str | None = None) -> None:
         self.total = total
         self.done = initial
         self._callback = callback
@@ -51,9 +52,10 @@ class ProgressBar:
         self._bar: tqdm | None = None
         if show and callback is None:
             self._bar = _Tqdm(total=total, initial=initial, unit=unit, desc=desc,
-                              file=sys.stderr, dynamic_ncols=True, mininterval=0.1)
+                              file=sys.stderr, dynamic_ncols=True, mininterval=0.1,
+                              bar_format=bar_format)
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: float = 1) -> None:
         """Count ``n`` more done."""
         self.done += n
         if self._callback is not None:
@@ -74,14 +76,15 @@ class ProgressBar:
         self.close()
 
 
-def progress_bar(total: int, *, initial: int = 0, unit: str = "it", desc: str | None = None,
-                 enabled: bool | None = None,
-                 callback: Callable[[int, int], Any] | None = None) -> ProgressBar:
+def progress_bar(total: float, *, initial: float = 0, unit: str = "it",
+                 desc: str | None = None, enabled: bool | None = None,
+                 callback: Callable[[float, float], Any] | None = None,
+                 bar_format: str | None = None) -> ProgressBar:
     """A progress bar on stderr: count, rate (``unit``/s) and time left.
 
     Args:
         total: the count when the work is done (runs of a sweep, simulated
-            seconds of a run...).
+            seconds of a run...); a count need not be a whole number.
         initial: the count already done (a resumed sweep).
         unit: what is counted, singular (``"run"``).
         desc: a label in front of the bar.
@@ -89,9 +92,11 @@ def progress_bar(total: int, *, initial: int = 0, unit: str = "it", desc: str | 
             always/never.
         callback: called as ``callback(done, total)`` after every update;
             with it no bar is drawn.
+        bar_format: tqdm's ``bar_format``, e.g. to show a count that is not
+            a whole number (``{n:.4g}``); default: tqdm's own.
 
     Returns:
         A :class:`ProgressBar`; use it as a context manager, or call ``close()``.
     """
     return ProgressBar(total, initial=initial, unit=unit, desc=desc, enabled=enabled,
-                       callback=callback)
+                       callback=callback, bar_format=bar_format)

@@ -3,8 +3,9 @@
 Usage::
 
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
-                [--fidelity event|cycle] [--seed N] [--json]
+                [--fidelity event|cycle] [--record full|summary|N] [--seed N] [--json]
                 [--vcd OUT.vcd [--decimate N]] [--plot OUT.png|OUT.svg] [--from S] [--to S]
+                [--progress | --no-progress]
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
@@ -18,6 +19,14 @@ override the config's values. Bad input is reported as one line,
 anything is simulated: the output paths of ``run`` included (each must be
 writable and differ from the config file and from the other outputs).
 
+``run`` advances the simulation in slices of about 0.3 s of wall time
+(:mod:`tidesim._slices`): between two slices it draws a progress bar on
+stderr (when stderr is a terminal and the run has taken a second), and a
+Ctrl-C stops the run there: the summary of the run so far is printed (and
+the waveform and plot of it written, when asked for), then one
+``tidesim: interrupted at t = ... s of ... s`` line on stderr, exit status
+130. A second Ctrl-C stops at once, without a summary.
+
 Each subcommand is a ``_cmd_*`` function registered in :func:`build_parser`;
 heavy modules (the Numba kernels) are imported inside those functions, so
 ``tidesim --help`` stays fast.
@@ -26,17 +35,21 @@ heavy modules (the Numba kernels) are imported inside those functions, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import numbers
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ._paths import check_output_file
+from ._slices import advance_in_slices
 from .errors import ConfigError, TidesimError, compact_repr
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
@@ -51,6 +64,9 @@ TEXT_NODES = 32
 """Largest system whose text summary lists every node and the UGN matrix."""
 TEXT_FAULTS = 20
 """Faults the text summary lists one by one."""
+PROGRESS_AFTER_S = 1.0
+"""Wall time after which a run draws its progress bar (by default): a shorter
+run shows nothing."""
 DECIMATE_MAX = 10**9
 """Largest ``--decimate``: far beyond any run's sample count (a 60 s ``hitl8``
 run has 300 000 samples per node), so it never limits a real use."""
@@ -111,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decimate", metavar="N",
                      help="keep every N-th control sample in the VCD, an integer from 1 "
                           f"(the default: every sample) to {DECIMATE_MAX:.0e}; needs --vcd")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                     help="draw a progress bar of the simulated time on stderr (default: when "
+                          "stderr is a terminal, once the run has taken a second)")
     run.set_defaults(func=_cmd_run)
 
     sweep = sub.add_parser(
@@ -307,22 +326,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
+    until = system.check_until(run_cfg.until_s, run_cfg.until_cycles)
+    sim = system.start(fidelity=run_cfg.fidelity, record=record,
+                       record_controller_state=args.vcd is not None)
     start = time.perf_counter()
-    trace = system.run(
-        run_cfg.until_s, until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity,
-        record=record, record_controller_state=args.vcd is not None,
-    )
+    with _stop_on_ctrl_c() as pressed, _RunProgress(until, args.progress) as bar:
+        advance_in_slices(sim, until, on_slice=bar.show, stop=pressed)
     wall_s = time.perf_counter() - start
+    trace = sim.trace(requested_until_s=until)
+    interrupted = pressed() and sim.time_s < until
 
     summary = dict(trace.summary())
     summary.update(preset=run_cfg.preset, fidelity=run_cfg.fidelity, wall_s=wall_s)
-    if args.vcd is not None:
+    if interrupted:
+        summary.update(interrupted=True, until_s=until)
+    # an interrupted run may not have reached the window of the waveform and plot
+    window = not interrupted or args.vcd_from is None or args.vcd_from < trace.until_s
+    if args.vcd is not None and window:
         from .backends.vcd import gtkw_path, write_vcd
 
         vcd = write_vcd(trace, args.vcd, t_from_s=args.vcd_from, t_to_s=args.vcd_to,
                         decimate=decimate)
         summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
-    if args.plot is not None:
+    if args.plot is not None and window:
         from .studies.plots import plot_run
 
         summary["plot"] = str(plot_run(trace, args.plot, from_s=args.vcd_from,
@@ -331,11 +357,94 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, default=_json_default))
     else:
         print(format_summary(summary, name=run_cfg.name))
-        if args.vcd is not None:
+        if "vcd" in summary:
             print(f"\nwaveform: {summary['vcd']} (GTKWave: gtkwave {summary['gtkw']})")
-        if args.plot is not None:
+        if "plot" in summary:
             print(f"\nplot: {summary['plot']}")
+        if not window:
+            print(f"\nno waveform or plot: the run stopped before --from ({args.vcd_from:g} s)")
+    if interrupted:
+        print(f"{PROG}: interrupted at {_stopped_at(summary)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _stopped_at(summary: Mapping[str, Any]) -> str:
+    """Where an interrupted run stopped: ``t = 12.5 s of 1000 s``."""
+    return f"t = {_fmt_s(summary.get('simulated_s'))} of {_fmt_s(summary.get('until_s'))}"
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[Callable[[], bool]]:
+    """Turn the first Ctrl-C into a request to stop between two slices of a run.
+
+    A kernel call cannot be interrupted, and a KeyboardInterrupt raised
+    between two Python lines could leave the simulation half-updated; so the
+    first SIGINT only sets a flag, which the run reads after each slice. A
+    second one raises KeyboardInterrupt as usual (no summary: the way out of
+    a slow start, such as the first compilation of the kernels). Outside the
+    main thread signals cannot be handled, and a process that ignores SIGINT
+    (started with ``nohup``) goes on ignoring it: there nothing changes.
+
+    Yields:
+        A function telling whether Ctrl-C was pressed.
+    """
+    pressed: list[bool] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield lambda: False
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _RunProgress:
+    """The progress bar of ``tidesim run``: simulated seconds done of ``total``.
+
+    ``enabled`` is ``--progress``: ``True`` draws the bar from the start,
+    ``False`` never; ``None`` draws it on a terminal once the run has taken
+    :data:`PROGRESS_AFTER_S`, so that short runs print nothing.
+    """
+
+    def __init__(self, total: float, enabled: bool | None) -> None:
+        self._total = total
+        self._enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._after_s = PROGRESS_AFTER_S if enabled is None else 0.0
+        self._start = time.perf_counter()
+        self._bar = None
+
+    def show(self, t: float) -> None:
+        """The run has reached ``t`` (s)."""
+        if self._bar is None:
+            if not self._enabled or time.perf_counter() - self._start < self._after_s:
+                return
+            from ._progress import progress_bar
+
+            # seconds in four digits, padded so that the bar keeps its width
+            width = len(f"{self._total:.4g}")
+            self._bar = progress_bar(
+                self._total, unit=" s", desc="simulated", enabled=True,
+                bar_format=f"{{desc}}: {{percentage:3.0f}}%|{{bar}}| {{n:>{width}.4g}}/"
+                           "{total:.4g} s [{elapsed}<{remaining}, {rate_noinv_fmt}]")
+        self._bar.update(t - self._bar.done)
+
+    def __enter__(self) -> _RunProgress:
+        if self._after_s == 0.0:
+            self.show(0.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _record(record, args: argparse.Namespace):
@@ -476,6 +585,8 @@ def format_summary(summary: Mapping[str, Any], *, name: str | None = None) -> st
         ("links", summary.get("links", "-")),
         ("fidelity", summary.get("fidelity", "-")),
         ("simulated time", _fmt_s(summary.get("simulated_s"))),
+        *([("interrupted", f"at {_stopped_at(summary)} (Ctrl-C)")]
+          if summary.get("interrupted") else []),
         ("wall time", _fmt_s(summary.get("wall_s"), 3)),
         ("converged", converged),
         ("settle time", settle_text),

@@ -401,7 +401,7 @@ class Simulation:
         if status == K.ST_RANGE:
             node = int(detail[0])
             raise SimulationFault(
-                f"node {node}: frequency offset {detail[3] * 1e6:.1f} ppm at "
+                f"node {node}: frequency offset {detail[3] * 1e6:.6g} ppm at "
                 f"t={detail[1]:.9g} s (cycle {int(detail[2])}) is beyond ±{MAX_REL * 1e6:.0f} "
                 f"ppm: the controller is unstable", self.trace(requested_until_s=until))
         self._requested = until

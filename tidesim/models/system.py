@@ -35,6 +35,13 @@ __all__ = ["FIDELITIES", "SAMPLE_AT", "System"]
 _MAX_PERIOD_TICKS = 1 << 26
 SAMPLE_AT = ("edge", "phase")
 _MAX_EDGE = 2.0**62  # edge numbers are int64
+_MAX_LATENCY_CYCLES = 2.0**42
+"""Longest link latency, in periods of the nominal clock. An arrival is an
+edge time plus a latency in float64 seconds, whose rounding grows with the
+latency: at 2**42 periods it is 2**-10 of a period, so every frame still
+arrives in its own cycle. Far beyond it arrivals bunch up (a 1e9 s latency at
+125 MHz rounds them to 15 cycles), and from 2**63 periods the edge numbers of
+the frames in flight no longer fit in int64."""
 
 
 def _is_number(v) -> bool:
@@ -71,6 +78,17 @@ def _int_param(name: str, value, lo: int, hi: int | None = None) -> int:
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ConfigError(name, value, f"must be {rng}")
     return int(value)
+
+
+def _check_latency(topology: Topology, f_nom_hz: float) -> None:
+    """Refuse a latency the clocks' time resolution cannot carry (see
+    :data:`_MAX_LATENCY_CYCLES`), before a run is started."""
+    lat = float(np.max(topology.latency_s, initial=0.0))
+    limit = _MAX_LATENCY_CYCLES / f_nom_hz
+    if not lat < limit:
+        raise ConfigError("topology.latency_s", lat,
+                          f"must be below 2**42 cycles of the clocks ({limit:.3g} s at "
+                          f"clock.f_nom_hz = {f_nom_hz:.6g})")
 
 
 class System:
@@ -130,6 +148,7 @@ class System:
         if not _is_number(f_nom_hz) or not (0 < f_nom_hz < math.inf):
             raise ConfigError("clock.f_nom_hz", f_nom_hz, "must be a number > 0")
         self.f_nom_hz = float(f_nom_hz)
+        _check_latency(topology, self.f_nom_hz)
         self.offsets_ppm = _per_node("clock.offsets_ppm", offsets_ppm, n, lo=-1e4, hi=1e4)
         self.drift_ppb_per_s = _per_node("clock.drift_ppb_per_s", drift_ppb_per_s, n)
         if not _is_number(wander_ppb_per_sqrt_s) or not (0 <= wander_ppb_per_sqrt_s < math.inf):
