@@ -64,7 +64,7 @@ def advance_in_slices(sim, until_s: float, *, target_wall_s: float = TARGET_WALL
     until = sim.system.check_until(until_s)
     # the records of the whole run at once: the memory check comes before
     # anything runs, and no slice copies the records to grow them
-    sim._reserve(until)
+    sim.reserve(until)
     step = FIRST_SLICE_CYCLES / sim.system.f_nom_hz
     while sim.time_s < until and not sim.stopped:
         t0 = sim.time_s

@@ -268,9 +268,18 @@ class Simulation:
             per += n * (K.N_SG * 8 + 8)  # the segment history grows as fast
         return per
 
-    def _reserve(self, until: float) -> None:
-        """Make room, once, for every row and segment up to ``until`` (full and
-        every-N recording), after checking it fits in memory."""
+    def reserve(self, until_s: float) -> None:
+        """Make room, once, for every record row and segment up to ``until_s``.
+
+        :meth:`advance` does this itself; a caller that will advance in many
+        small steps to ``until_s`` (a progress bar) calls it first, so the
+        records grow once, and a recording too large for this machine is
+        refused before anything runs.
+
+        Raises:
+            ConfigError: the recording up to ``until_s`` would not fit in memory.
+        """
+        until = until_s
         rows = self._rows_for(until)
         if rows == 0:
             return
@@ -379,7 +388,7 @@ class Simulation:
             return self
         if self._shared:
             self._unshare()
-        self._reserve(until)
+        self.reserve(until)
         self._P.fpar[K.FP_UNTIL] = until
         while True:
             status = _kernels().advance(self._step, self._P, self._N, self._L, self._R)
