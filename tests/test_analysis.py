@@ -208,7 +208,7 @@ def test_analysis_summary_is_flat_scalars(callisto):
         # counts re-centred where the detector first says stable; deep buffers never fault
         {"preset": "hitl-diamond", "run": {"until_s": 3.0}, "control": {"measure": "buffer"},
          "controller": {"kind": "p", "kp": 1e-6}, "actuator": {"kind": "continuous"},
-         "stability": {"window_s": 0.5}, "buffer": {"depth": 4096}},
+         "stability": {"window_s": 0.5}, "buffer": {"depth": 4096, "arm": "stable"}},
         {"preset": "hitl-complete3", "run": {"until_s": 12.0}, "stability": {"window_s": 0.5},
          "buffer": {"arm": "link_up", "depth": 0}, "control": {"measure": "buffer"}},
     ],

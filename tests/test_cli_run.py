@@ -51,9 +51,7 @@ def test_json_is_deterministic_except_wall_time():
     assert a["final_offsets_ppm"] != c["final_offsets_ppm"]
 
 
-# hitl-hourglass3 cannot lock inside 32-frame buffers armed when its first link
-# is stable: see test_controllers.py::test_hourglass3_cannot_lock_within_its_buffers
-RIG_PASSING = sorted(p for p in PRESETS if p.startswith("hitl-") and p != "hitl-hourglass3")
+RIG_PASSING = sorted(p for p in PRESETS if p.startswith("hitl-"))
 
 
 @pytest.mark.parametrize("preset", RIG_PASSING)

@@ -209,7 +209,7 @@ def test_hitl8_preset():
     assert run_cfg.f_nom_hz == 125e6
     assert run_cfg.update_period_ticks / run_cfg.f_nom_hz == pytest.approx(200e-6)
     assert run_cfg.measure == "ddc"
-    assert (run_cfg.buffer.depth, run_cfg.buffer.arm) == (32, "stable")
+    assert (run_cfg.buffer.depth, run_cfg.buffer.arm) == (32, "all_stable")
     assert (run_cfg.stability.margin, run_cfg.stability.window_s) == (4, 2.0)
     assert run_cfg.until_s == 60.0
     assert len(run_cfg.offsets_ppm) == 8

@@ -6,8 +6,9 @@
 * The pump with the quantized actuator never moves more than one step.
 * Reframing brings locked counts back to the centre.
 * The ``[controller]`` kinds of a config build the right controllers.
-* The rig presets converge with the pump, except ``hitl-hourglass3``, which
-  no gain can pass (the evidence is a test below).
+* The rig presets converge with the pump. ``hitl-hourglass3`` does because its
+  buffers are centred when every link is stable, as the rig does: armed when
+  each link is first stable, no gain passes it (the evidence is a test below).
 """
 
 from __future__ import annotations
@@ -580,7 +581,7 @@ def test_config_errors_name_the_key(table, field, words):
 # ------------------------------------------------------------------ rig presets
 
 RIG = sorted(p for p in PRESETS if p.startswith("hitl"))
-PASSING = [p for p in RIG if p.startswith("hitl-") and p != "hitl-hourglass3"]
+PASSING = [p for p in RIG if p.startswith("hitl-")]
 
 
 @pytest.mark.parametrize("name", RIG)
@@ -605,15 +606,18 @@ def test_rig_presets_converge_with_the_pump(name):
     assert trace.until_s == 60.0
 
 
-def test_hourglass3_cannot_lock_within_its_buffers():
-    """The evidence that no gain passes ``hitl-hourglass3`` with the rig's settings.
+def test_hourglass3_cannot_lock_within_buffers_armed_link_by_link():
+    """The evidence that no gain passes ``hitl-hourglass3`` with buffers armed
+    when each link is first stable (``buffer.arm = "stable"``); the preset
+    arms them when every link is stable and passes.
 
     Nodes 0 and 2 have the same offset and start together, so the link 0→2
-    is stable (its count unmoved) at 2.0 s, and its 32-frame buffer is armed
-    there. At the lock of the pump the count sums are ``c / kp``; on this graph
-    that puts the count of 0→2 at ``3.3e-5 / kp`` frames from where it was
-    armed, beyond the buffer's ±16 for every ``kp < 2e-6``. Ideal buffers show
-    the lock the 32-frame buffers cannot hold.
+    is stable (its count unmoved) at 2.0 s, and armed link by link its
+    32-frame buffer starts there. At the lock of the pump the count sums are
+    ``c / kp``; on this graph that puts the count of 0→2 at
+    ``3.3e-5 / kp`` frames from where it was armed, beyond the buffer's ±16
+    for every ``kp < 2e-6``. Ideal buffers show the lock the 32-frame
+    buffers cannot hold.
     """
     for kp in (5e-9, RIG_KP, 2e-8):
         run_cfg = validate(load_config({"preset": "hitl-hourglass3",
@@ -628,3 +632,11 @@ def test_hourglass3_cannot_lock_within_its_buffers():
         assert abs(int(ddc[armed])) <= 1
         assert abs(int(ddc[-1]) - 3.3333e-5 / kp) < 3
         assert abs(int(ddc[-1]) - int(ddc[armed])) > 16
+    # link by link, the buffers fault; armed together once all are stable, none does
+    per_link = build_system(validate(load_config({"preset": "hitl-hourglass3",
+                                                  "buffer": {"arm": "stable"}}))).run(60.0)
+    together = build_system(validate(load_config({"preset": "hitl-hourglass3"}))).run(60.0)
+    assert len(per_link.faults) == 8 and not per_link.converged
+    assert together.faults == [] and together.converged
+    # every buffer armed at its receiver's first sample after all were stable
+    assert np.ptp(together.armed_at_s) <= 200e-6 * 1.001

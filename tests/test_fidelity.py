@@ -49,7 +49,7 @@ def systems(draw):
             for _ in range(draw(st.integers(1, 3))))
     buffer = ElasticBuffer(
         depth=depth,
-        arm=draw(st.sampled_from(["link_up", "link_up", "stable"])),
+        arm=draw(st.sampled_from(["link_up", "link_up", "stable", "all_stable"])),
         auto_centre=draw(st.sampled_from([None, 0, 1, 3])) if depth else None,
         adjustments=adjustments,
     )
@@ -107,7 +107,8 @@ def rig_scale_systems(draw):
             Adjustment(link=draw(st.integers(0, topo.links.shape[0] - 1)),
                        at_s=draw(st.floats(0, 4e-3)), frames=draw(st.integers(-5, 5)))
             for _ in range(2))
-    buffer = ElasticBuffer(depth=depth, arm=draw(st.sampled_from(["link_up", "stable"])),
+    buffer = ElasticBuffer(depth=depth,
+                           arm=draw(st.sampled_from(["link_up", "stable", "all_stable"])),
                            auto_centre=draw(st.sampled_from([None, 2])) if depth else None,
                            adjustments=adjustments)
     return System(

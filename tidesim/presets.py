@@ -64,7 +64,9 @@ def _rig(topology: dict[str, Any], offsets_ppm: Any, start_s: Any, until_s: floa
         # counters, one 10 ppb FINC/FDEC step per update at most
         "controller": {"kind": "pump", "kp": RIG_KP, "target_ppm": 0.0},
         "actuator": {"kind": "quantized", "step_ppb": 10.0},
-        "buffer": {"depth": 32, "arm": "stable"},
+        # as the rig: the buffers are centred once every link is stable (a
+        # link stable early would otherwise fault while the rest converge)
+        "buffer": {"depth": 32, "arm": "all_stable"},
         "stability": {"margin": 4, "window_s": 2.0},
     }
 

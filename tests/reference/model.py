@@ -130,7 +130,8 @@ class Config:
         step_ppb: the quantized actuator's step (ppb).
         depth: buffer depth in frames (0: ideal).
         reference: the buffer's reference occupancy (frames).
-        arm: ``"link_up"`` or ``"stable"``.
+        arm: ``"link_up"``, ``"stable"`` (the link's detector) or
+            ``"all_stable"`` (once every link's detector said stable at once).
         auto_centre: auto-centre threshold (frames) or ``None``.
         adjustments: scheduled adjustments.
         measure: ``"buffer"`` or ``"ddc"``.
@@ -503,6 +504,9 @@ class _Run:
         self.pending_adj = [[a for a in cfg.adjustments if a.link == l]
                             for l in range(len(self.links))]
         self.window = Decimal(float(cfg.window_s))
+        # arm = "all_stable": how many links are stable now, and whether all were at once
+        self.stable_now: set[int] = set()
+        self.all_stable_seen = False
         # sampling at phase: samples and changes fall theta0 after whole edges
         self.frac = [Decimal(float(x)) if cfg.sample_at == "phase" else Decimal(0)
                      for x in cfg.theta0]
@@ -620,7 +624,14 @@ class _Run:
             ddc = lk.last_arrival - lk.last_read - lk.a0_r0
             v = ddc if cfg.measure == "ddc" else count
             stable, settled = lk.detector.update(t, v)
-            if cfg.arm == "stable" and not lk.armed and stable:
+            if stable:
+                self.stable_now.add(lk.index)
+            else:
+                self.stable_now.discard(lk.index)
+            if len(self.stable_now) == len(self.links):
+                self.all_stable_seen = True
+            if not lk.armed and ((cfg.arm == "stable" and stable)
+                                 or (cfg.arm == "all_stable" and self.all_stable_seen)):
                 lk.armed = True
                 self.centre(lk)
                 count = 0

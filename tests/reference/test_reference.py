@@ -101,7 +101,7 @@ def cases(draw) -> Case:
         quantized=draw(st.booleans()),
         step_ppb=draw(st.sampled_from([100.0, 1000.0, 5000.0])),
         depth=depth, reference=reference,
-        arm=draw(st.sampled_from(["link_up", "stable"])),
+        arm=draw(st.sampled_from(["link_up", "stable", "all_stable"])),
         auto_centre=draw(st.sampled_from([None, 0, 1, 3])),
         adjustments=adjustments,
         margin=draw(st.integers(0, 4)),
@@ -132,6 +132,10 @@ def _tri(**kwargs) -> Case:
 
 
 HAND_PICKED = {
+    "arm-when-all-stable": (_tri(system=dict(offsets_ppm=[-13.7, 4.9, 18.3], measure="ddc"),
+                                 controller=ControllerSpec("p", 1e-5), arm="all_stable",
+                                 window_s=2e-4),
+                            lambda ref: all(lk.ugn is not None for lk in ref.links)),
     "phase-sampling": (_tri(system=dict(sample_at="phase", theta0=[0.1, 0.6180339, 0.9],
                                         update_period_ticks=250, control_delay_ticks=37),
                             controller=ControllerSpec("pi", 2e-5, ki=4e-9, period_ticks=250)),

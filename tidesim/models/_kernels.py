@@ -51,7 +51,7 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     FP_WANDER,
     FP_WINDOW,
     IP_ACT,
-    IP_ARM_STABLE,
+    IP_ARM,
     IP_AUTO,
     IP_CYCLE,
     IP_D,
@@ -98,8 +98,10 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     N_LS,
     N_SC,
     N_SG,
+    SC_ALL_STABLE,
     SC_FAULTS_SEEN,
     SC_HEAD,
+    SC_N_STABLE,
     SG_HI,
     SG_LO,
     SG_P,
@@ -368,7 +370,7 @@ def _link_up(l, src, dst, lat, t_up, seg, seg_k, n_seg, ls, lf, ring, ipar):
     ls[l, LS_STREF] = 0
     lf[l, LF_STSINCE] = t0
     ls[l, LS_STABLE] = 0
-    if ipar[IP_ARM_STABLE] == 0:
+    if ipar[IP_ARM] == 0:
         ls[l, LS_ARMED] = 1
         ls[l, LS_ARM_M] = r0
         lf[l, LF_ARM_T] = t0
@@ -1082,10 +1084,11 @@ def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, 
 
 @njit(inline="always")
 def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_link, adj_t,
-             adj_frames, adj_done, ipar, window):
+             adj_frames, adj_done, ipar, window, sc, n_links):
     """What a sample sees on its link ``l``: the count, the domain difference
-    count, the stability detector and its summary; arming on stability,
-    records (in ``row``, when ``row >= 0``) and adjustments.
+    count, the stability detector and its summary; arming on stability (the
+    link's own, or every link's: ``sc`` counts the stable links), records
+    (in ``row``, when ``row >= 0``) and adjustments.
 
     Returns:
         The measurement the controller gets (frames).
@@ -1102,8 +1105,12 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
     ls[lu, LS_STREF] = r_new
     lf[lu, LF_STSINCE] = since
     stable = 1 if t - since >= window else 0
+    sc[SC_N_STABLE] += stable - ls[lu, LS_STABLE]
     ls[lu, LS_STABLE] = stable
-    if not armed and stable == 1 and ipar[IP_ARM_STABLE] == 1:
+    if sc[SC_N_STABLE] == n_links:
+        sc[SC_ALL_STABLE] = 1
+    arm = ipar[IP_ARM]
+    if not armed and ((arm == 1 and stable == 1) or (arm == 2 and sc[SC_ALL_STABLE] == 1)):
         # centre and arm: the buffer starts here with `ref` frames
         armed = True
         ls[lu, LS_ARMED] = 1
@@ -1288,6 +1295,7 @@ def advance(step, P, N, L, R):
     samp_des, rcnt, rddc, rflags = b(R.samp_des), b(R.cnt), b(R.ddc), b(R.flags)
     rstate, wander_z, z0 = b(R.state), b(R.wander_z), b(R.z0)
     n = eps0.size
+    n_links = src.size
     f0 = fpar[FP_F0]
     until = fpar[FP_UNTIL]
     window = fpar[FP_WINDOW]
@@ -1374,7 +1382,7 @@ def advance(step, P, N, L, R):
                 sc[SC_FAULTS_SEEN] = 1
             meas[np.uint64(n_up)] = _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc,
                                              rflags, adj_link, adj_t, adj_frames, adj_done, ipar,
-                                             window)
+                                             window, sc, n_links)
             n_up += 1
         ju = np.uint64(j)
         des = _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cstate,

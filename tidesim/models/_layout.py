@@ -30,7 +30,7 @@ IP_D = 1  # control delay, local ticks
 IP_ACT = 2  # actuator kind: 0 continuous, 1 quantized
 IP_DEPTH = 3  # FIFO depth in frames; 0 = ideal counter
 IP_REF = 4  # reference occupancy in frames
-IP_ARM_STABLE = 5  # 1: arm buffers when the link is first stable
+IP_ARM = 5  # arm buffers: 0 at link-up, 1 when the link is first stable, 2 when all are
 IP_AUTO = 6  # auto-centre threshold, -1 = off
 IP_MEAS_DDC = 7  # 1: controllers measure domain difference counters
 IP_MARGIN = 8  # stability margin, frames
@@ -55,7 +55,9 @@ N_FPAR = 8
 # ---- node scalars kept between calls (``sc``) ----
 SC_HEAD = 0  # head of the circular sample order
 SC_FAULTS_SEEN = 1  # 1 once a sample saw a buffer fault
-N_SC = 2
+SC_N_STABLE = 2  # links the stability detector reports stable now
+SC_ALL_STABLE = 3  # 1 once every link was stable at once
+N_SC = 4
 
 # ---- per-link integer state columns (``ls``) ----
 LS_UP = 0

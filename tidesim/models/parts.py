@@ -13,7 +13,7 @@ __all__ = ["Actuator", "Adjustment", "ElasticBuffer", "Stability"]
 
 ACTUATOR_KINDS = ("continuous", "quantized")
 MEASURE_KINDS = ("buffer", "ddc")
-ARM_KINDS = ("link_up", "stable")
+ARM_KINDS = ("link_up", "stable", "all_stable")
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,11 @@ class ElasticBuffer:
             ``None`` means the midpoint ``depth // 2`` (0 for an ideal buffer).
         arm: ``"link_up"``: the buffer runs (and may fault) from link-up;
             ``"stable"``: it is re-centred and armed when the link's stability
-            detector first reports stable (the rig controls on domain
-            difference counters and centres its buffers afterwards).
+            detector first reports stable; ``"all_stable"``: every buffer is
+            re-centred and armed at its receiver's first sample after every
+            link of the system was stable at once (the rig controls on domain
+            difference counters and centres its buffers when the whole
+            system is stable).
         auto_centre: if set, at every receiver sample where
             ``|count| > auto_centre`` and no adjustment is pending, the buffer
             adjusts by ``-count`` frames.

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import ConfigError, SimulationFault
 from . import _layout as K
+from .parts import ARM_KINDS
 from .trace import Trace, record_name
 
 __all__ = ["FIDELITIES", "MAX_REL", "RECORD_MODES", "Simulation", "parse_record"]
@@ -148,7 +149,7 @@ class Simulation:
         ipar[K.IP_ACT] = 1 if system.actuator.kind == "quantized" else 0
         ipar[K.IP_DEPTH] = depth
         ipar[K.IP_REF] = buf.reference_frames
-        ipar[K.IP_ARM_STABLE] = 1 if buf.arm == "stable" else 0
+        ipar[K.IP_ARM] = ARM_KINDS.index(buf.arm)
         ipar[K.IP_AUTO] = -1 if buf.auto_centre is None else buf.auto_centre
         ipar[K.IP_MEAS_DDC] = 1 if system.measure == "ddc" else 0
         ipar[K.IP_MARGIN] = system.stability.margin
