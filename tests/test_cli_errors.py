@@ -64,7 +64,7 @@ CASES = [
         "negative-latency-in-list",
         '[topology]\nkind = "line"\nn = 3\nlatency_s = [1e-8, -2e-8]\n',
         (),
-        ("topology.latency_s", "-2e-08", "edge 1"),
+        ("topology.latency_s[1]", "-2e-08", ">= 0"),
     ),
     Case(
         "disconnected-topology",
