@@ -359,11 +359,12 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool, lam_all,
             V = np.zeros(T.size, dtype=np.uint8)
             V[0::2] = 1
             bld.step(scope, name, "wire", 1, "bit", T, V, 0)
-    if tr.controller_states is not None and sysm.controller is not None:
+    ctl = sysm.compile_controller() if tr.controller_states is not None else None
+    if ctl is not None:
         # the controller's state after each sample (e.g. PI's integrator)
-        for c in range(sysm.controller.n_state):
+        for c in range(ctl.n_state):
             bld.sampled(scope, f"ctl_state_{c}", "real", 64, "real_step", S,
-                        tr.controller_states[j, q, c], float(sysm.controller.state[c]))
+                        tr.controller_states[j, q, c], float(ctl.state[c]))
     in_off, _ = sysm.topology.incoming()
     t_up_all = sysm.link_up_s
     links = np.arange(int(in_off[j]), int(in_off[j + 1]))
