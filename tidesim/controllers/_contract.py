@@ -31,7 +31,7 @@ step function of your own.
 Example:
     >>> import numpy as np
     >>> from tidesim.controllers import ControlContext, Controller, controller_step
-    >>> @controller_step
+    >>> @controller_step(cache=False)  # an interactive session: no file to cache next to
     ... def proportional(params, state, meas):
     ...     return params[0] * meas.sum()
     >>> law = Controller(proportional, params=[2e-8], name="p")

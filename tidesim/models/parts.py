@@ -1,6 +1,18 @@
 """Small value types describing the parts of a bittide node and link.
 
 Every quantity carries its unit in its name (``step_ppb``, ``window_s``).
+Each is a frozen dataclass that checks its fields when built, naming them as
+a config does:
+
+    >>> from tidesim.models import Actuator, ElasticBuffer, Stability
+    >>> ElasticBuffer(depth=32).reference_frames
+    16
+    >>> Stability(margin=4, window_s=2)
+    Stability(margin=4, window_s=2.0)
+    >>> Actuator("quantized", step_ppb=0)
+    Traceback (most recent call last):
+    ...
+    tidesim.errors.ConfigError: actuator.step_ppb: must be > 0, got 0
 """
 
 from __future__ import annotations
