@@ -313,3 +313,28 @@ def test_run_metrics_is_one_flat_row(callisto):
     assert row["final_frequency_ppm"] == pytest.approx(callisto[1].final_offsets_ppm.mean())
     assert row["converged"] == (row["settle_time_s"] is not None)
     assert M.run_metrics(callisto[1], analysis=False).keys() < row.keys()
+
+
+def test_controller_gains_of_every_kind():
+    from tidesim.controllers import (
+        PI,
+        BangBang,
+        Controller,
+        Freeze,
+        P,
+        Pump,
+        Reframing,
+        pi_step,
+        pump_step,
+    )
+    from tidesim.models import System
+
+    def gains(controller):
+        return A.controller_gains(System(Topology.complete(3), controller=controller))
+
+    assert gains(PI(2e-8, 1e-15)) == (2e-8, 1e-15)
+    assert gains(P(3e-8)) == gains(Pump(3e-8, target_ppm=1.0)) == (3e-8, 0.0)
+    assert gains(Controller(pi_step, params=[2e-8, 1e-15, 25_000], state=[0.0])) == (2e-8, 1e-15)
+    assert gains(Controller(pump_step, params=[3e-8, 1e-6])) == (3e-8, 0.0)
+    for nonlinear in (None, BangBang(), Reframing(P(1e-8)), Freeze(P(1e-8), 1.0)):
+        assert gains(nonlinear) is None

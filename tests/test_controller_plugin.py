@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from tidesim.controllers import PI, STEP_SIGNATURE, Controller, controller_step
+from tidesim.controllers import PI, STEP_SIGNATURE, Controller, controller_step, p_step
 from tidesim.errors import ConfigError
 from tidesim.models import ElasticBuffer, System, Topology
 from tidesim.models import _kernels as K
@@ -78,8 +78,8 @@ def test_step_follows_the_contract():
     assert deadband_p(params, state, np.array([1.0, -2.0])) == 0.0
     assert deadband_p(params, state, np.array([-10.0])) == -KP * 8.0
     assert_array_equal(state, [3.0, -10.0, 1.0, 18.0])
-    ctl = make_controller()
-    assert ctl.n_state == 4
+    ctl = make_system().compile_controller()
+    assert ctl.step is deadband_p and ctl.n_state == 4 and ctl.name == "deadband"
     assert_array_equal(ctl.initial_states(3), np.zeros((3, 4)))
 
 
@@ -131,7 +131,8 @@ def test_plugin_sees_the_recorded_counts_and_keeps_its_state():
     # every run starts from the controller's initial state
     again = system.run(until_s=0.01)
     assert_array_equal(again.controller_state, state)
-    assert_array_equal(system.controller.state, [0.0, 0.0, 0.0, 0.0])
+    assert system.controller.state == (0.0, 0.0, 0.0, 0.0)
+    assert_array_equal(system.compile_controller().state, [0.0, 0.0, 0.0, 0.0])
 
 
 def test_plugin_drives_three_nodes_to_a_common_frequency():
@@ -161,10 +162,29 @@ def test_plugin_does_not_recompile_the_core():
     assert len(K.advance.signatures) == 1
 
 
-@pytest.mark.parametrize("step", [3, "deadband_p", None, 1.5e-7, [deadband_p]])
-def test_non_callable_step_is_a_config_error(step):
-    with pytest.raises(ConfigError, match="controller.step"):
+@pytest.mark.parametrize("step", [3, "deadband_p", None, 1.5e-7, [deadband_p], abs,
+                                  deadband_p.py_func])
+def test_non_step_function_is_a_config_error(step):
+    with pytest.raises(ConfigError, match="controller.step: must be a function compiled with"):
         Controller(step, params=[KP, BAND])
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"params": [KP, "2"]}, "controller.params[1]"),
+    ({"params": 2.0}, "controller.params"),
+    ({"state": [float("nan")]}, "controller.state[0]"),
+    ({"name": ""}, "controller.name"),
+])
+def test_bad_params_and_state_are_config_errors(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        Controller(deadband_p, **kwargs)
+    assert err.value.field == field
+
+
+def test_params_and_state_are_kept_as_floats():
+    ctl = Controller(deadband_p, params=np.array([1, 2]), state=[0])
+    assert ctl.params == (1.0, 2.0) and ctl.state == (0.0,)
+    assert ctl == Controller(deadband_p, params=(1.0, 2.0), state=(0.0,))
 
 
 def test_a_non_controller_is_a_config_error():
@@ -187,6 +207,8 @@ def test_config_names_a_step_function_by_module_and_name():
     builtin = validate(load_config({"preset": "hitl-diamond", "run": {"until_s": 1.0},
                                     "controller": {"kind": "p", "kp": 2e-8}}))
     ctl = build_controller(named)
+    assert ctl == Controller(p_step, params=[2e-8], name="p_step")
+    ctl = build_system(named).compile_controller()
     assert ctl.name == "p_step" and ctl.params.tolist() == [2e-8] and ctl.n_state == 0
     a, b = build_system(named).run(1.0), build_system(builtin).run(1.0)
     assert_array_equal(a.seg_rel, b.seg_rel)
@@ -194,13 +216,14 @@ def test_config_names_a_step_function_by_module_and_name():
 
 
 def test_config_python_state_and_freeze():
-    from tidesim.config import build_controller, load_config, validate
+    from tidesim.config import build_system, load_config, validate
 
     rc = validate(load_config(python_config("tidesim.controllers:pi_step",
                                             params=[1e-8, 1e-15, 25_000], state=[0.0],
                                             freeze_s=1.0)))
-    ctl = build_controller(rc)
+    ctl = build_system(rc).compile_controller()
     assert ctl.state.tolist() == [0.0, 0.0, 0.0]  # Freeze's two slots, then the PI's own
+    assert ctl.params.tolist() == [5000, 1e-8, 1e-15, 25_000]
 
 
 @pytest.mark.parametrize(("controller", "field", "words"), [

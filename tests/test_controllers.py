@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -22,6 +24,9 @@ from tidesim.controllers import (
     PI,
     STEP_SIGNATURE,
     BangBang,
+    CompiledController,
+    ControlContext,
+    ControlLaw,
     Controller,
     Freeze,
     P,
@@ -42,8 +47,18 @@ from tidesim.presets import PRESETS, RIG_KP
 RNG = np.random.default_rng(20240601)
 
 
-def calls(ctl: Controller, measurements) -> tuple[list[float], np.ndarray]:
-    """Call ``ctl``'s step once per measurement vector; (outputs, final state)."""
+# one update per second: durations in seconds are numbers of updates
+PER_SECOND = ControlContext(update_period_ticks=100, f_nom_hz=100.0, max_in_degree=4)
+
+
+def compiled(law: ControlLaw, context: ControlContext = PER_SECOND) -> CompiledController:
+    return law.compile(context)
+
+
+def calls(law: ControlLaw, measurements, context: ControlContext = PER_SECOND
+          ) -> tuple[list[float], np.ndarray]:
+    """Call ``law``'s compiled step once per measurement vector; (outputs, final state)."""
+    ctl = compiled(law, context)
     state = ctl.state.copy()
     out = [ctl.step(ctl.params, state, np.asarray(m, dtype=np.float64)) for m in measurements]
     return out, state
@@ -60,18 +75,19 @@ def random_meas(n_updates: int, max_links: int = 3, scale: int = 20) -> list[np.
 def test_every_step_has_the_contract_signature():
     for step in (p_step, pump_step, bangbang_step, reframing_step):
         assert STEP_SIGNATURE in step.nopython_signatures
-    for ctl in (Sequence(P(1.0), Pump(1.0), 1), Freeze(P(1.0), 1)):
-        assert STEP_SIGNATURE in ctl.step.nopython_signatures
+    for law in (Sequence(P(1.0), Pump(1.0), 1), Freeze(P(1.0), 1)):
+        assert STEP_SIGNATURE in compiled(law).step.nopython_signatures
 
 
 def test_p_and_pump_equations():
-    p, pump = P(3e-8), Pump(2e-8, target=-4e-7)
-    assert p.params.tolist() == [3e-8] and p.n_state == 0
-    assert pump.params.tolist() == [2e-8, -4e-7] and pump.n_state == 0
+    target = -0.4 * 1e-6  # as the pump turns ppm into a relative frequency
+    p, pump = P(3e-8), Pump(2e-8, target_ppm=-0.4)
+    assert compiled(p).params.tolist() == [3e-8] and compiled(p).n_state == 0
+    assert compiled(pump).params.tolist() == [2e-8, target] and compiled(pump).n_state == 0
     for meas in random_meas(50):
         r = sum(meas.tolist()) if meas.size else 0.0
         assert calls(p, [meas])[0] == [3e-8 * r]
-        assert calls(pump, [meas])[0] == [2e-8 * r + -4e-7]
+        assert calls(pump, [meas])[0] == [2e-8 * r + target]
     # P is PI without the integrator
     for meas in random_meas(20):
         assert calls(P(1e-7), [meas])[0] == calls(PI(1e-7), [meas])[0]
@@ -79,7 +95,7 @@ def test_p_and_pump_equations():
 
 def test_bangbang_equation():
     step, band = 1e-8, 3.0
-    ctl = BangBang(step, deadband=band)
+    ctl = BangBang(step_ppb=10, deadband=band)
     meas = random_meas(300, scale=5)
     out, state = calls(ctl, meas)
     c = 0.0
@@ -92,7 +108,7 @@ def test_bangbang_equation():
         assert got == c
     assert state[0] == c
     # exactly at the dead band's edge: no move
-    assert calls(BangBang(step, deadband=2), [[1.0, 1.0], [-2.0], [3.0]])[0] == [0.0, 0.0, step]
+    assert calls(BangBang(10, deadband=2), [[1.0, 1.0], [-2.0], [3.0]])[0] == [0.0, 0.0, step]
 
 
 def reframing_reference(kp, target, margin, window, wait, ramp, meas_seq):
@@ -149,8 +165,8 @@ def _steady_then_noisy(n_links: int, rng) -> list[list[float]]:
 def test_reframing_equations(wait, ramp):
     rng = np.random.default_rng(wait * 100 + ramp)
     kp, target, margin, window = 1e-3, 0.25, 2, 5
-    ctl = Reframing(Pump(kp, target), margin=margin, window_updates=window, wait_updates=wait,
-                    ramp_updates=ramp, max_degree=4)
+    ctl = Reframing(Pump(kp, target_ppm=target * 1e6), margin=margin, window_s=window,
+                    wait_s=wait, ramp_s=ramp)
     seq = _steady_then_noisy(3, rng)
     # a link comes up late: every detector restarts
     seq[10:] = [m + [0.0] for m in seq[10:]]
@@ -162,8 +178,7 @@ def test_reframing_equations(wait, ramp):
 
 def test_reframing_is_continuous_and_ends_on_the_new_target():
     kp = 1e-3
-    ctl = Reframing(P(kp), margin=1, window_updates=3, wait_updates=2, ramp_updates=4,
-                    max_degree=2)
+    ctl = Reframing(P(kp), margin=1, window_s=3, wait_s=2, ramp_s=4)
     seq = [[10.0, 20.0]] * 9 + [[0.0, 0.0]] * 3
     out, state = calls(ctl, seq)
     cstar, sstar = state[2], state[3]
@@ -178,24 +193,29 @@ def test_reframing_is_continuous_and_ends_on_the_new_target():
 
 
 def test_reframing_state_layout_and_degree():
-    ctl = Reframing(Pump(1e-8), max_degree=5)
+    # the rig: 200 µs updates; state sized for the system's largest in-degree
+    rig = ControlContext(update_period_ticks=25_000, f_nom_hz=125e6, max_in_degree=5)
+    ctl = compiled(Reframing(Pump(1e-8)), rig)
     assert ctl.n_state == 5 + 2 * 5
     assert ctl.params.tolist() == [1e-8, 0.0, 4, 10_000, 5_000, 25_000, 5]
-    out, _ = calls(Reframing(P(1e-8), max_degree=2), [[1.0, 2.0, 3.0]])
+    narrow = ControlContext(update_period_ticks=100, f_nom_hz=100.0, max_in_degree=2)
+    out, _ = calls(Reframing(P(1e-8)), [[1.0, 2.0, 3.0]], narrow)
     assert np.isnan(out[0])  # more links than it was sized for
+    isolated = ControlContext(max_in_degree=0)
+    assert compiled(Reframing(P(1e-8)), isolated).n_state == 5 + 2  # room for one link
 
 
 def test_sequence_and_freeze_equations():
-    first, second = BangBang(1e-8, deadband=1), Pump(2e-8, target=1e-7)
-    seq = Sequence(first, second, after_updates=5)
-    assert seq.n_state == 2 + first.n_state + second.n_state
+    first, second = BangBang(10, deadband=1), Pump(2e-8, target_ppm=0.1)
+    seq = Sequence(first, second, after_s=5)
+    assert compiled(seq).n_state == 2 + compiled(first).n_state + compiled(second).n_state
     meas = random_meas(12, scale=4)
     got, state = calls(seq, meas)
     want = calls(first, meas[:5])[0] + calls(second, meas[5:])[0]
     assert got == want
     assert state[0] == 12 and state[1] == got[-1]
 
-    frozen = Freeze(seq, after_updates=8)
+    frozen = Freeze(seq, after_s=8)
     got, _ = calls(frozen, meas)
     assert got == want[:8] + [want[7]] * 4
     assert calls(Freeze(P(1.0), 0), [[5.0], [6.0]])[0] == [0.0, 0.0]
@@ -213,33 +233,38 @@ def test_composition_takes_user_steps_and_nests():
         return out
 
     user = Controller(twice_last, params=[2.0], state=[0.0])
-    ctl = Sequence(Sequence(P(1.0), user, 2), Freeze(P(10.0), 1), after_updates=4)
+    ctl = Sequence(Sequence(P(1.0), user, 2), Freeze(P(10.0), 1), after_s=4)
     got, _ = calls(ctl, [[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
     assert got == [1.0, 2.0, 0.0, 6.0, 50.0, 50.0]
 
 
 def test_composite_steps_are_compiled_once_per_pair():
-    a = Sequence(P(1.0), Pump(2.0), 3)
-    b = Sequence(P(5.0), Pump(7.0, 1.0), 10)
-    assert a.step is b.step
-    assert Freeze(P(1.0), 3).step is Freeze(P(2.0), 4).step
-    assert Sequence(Pump(1.0), P(1.0), 3).step is not a.step
+    a = compiled(Sequence(P(1.0), Pump(2.0), 3)).step
+    b = compiled(Sequence(P(5.0), Pump(7.0, 1.0), 10)).step
+    assert a is b
+    assert compiled(Freeze(P(1.0), 3)).step is compiled(Freeze(P(2.0), 4)).step
+    assert compiled(Sequence(Pump(1.0), P(1.0), 3)).step is not a
 
 
 @pytest.mark.parametrize(
     "make, field",
     [
-        (lambda: BangBang(0.0), "controller.step"),
-        (lambda: BangBang(1e-8, deadband=-1), "controller.deadband"),
+        (lambda: PI(-1e-6), "controller.kp"),
+        (lambda: PI(1e-6, ki=-1e-12), "controller.ki"),
+        (lambda: PI("1e-6"), "controller.kp"),
+        (lambda: P(-1e-8), "controller.kp"),
+        (lambda: BangBang(0.0), "controller.step_ppb"),
+        (lambda: BangBang(10, deadband=-1), "controller.deadband"),
         (lambda: Pump(float("nan")), "controller.kp"),
-        (lambda: Pump(1e-8, target=True), "controller.target"),
+        (lambda: Pump(1e-8, target_ppm=True), "controller.target_ppm"),
         (lambda: Reframing(PI(1e-8, 1e-12)), "controller.inner"),
-        (lambda: Reframing(P(1e-8), window_updates=-1), "controller.window_updates"),
+        (lambda: Reframing(P(1e-8), window_s=-1), "controller.window_s"),
+        (lambda: Reframing(P(1e-8), wait_s=float("inf")), "controller.wait_s"),
         (lambda: Reframing(P(1e-8), margin=1.5), "controller.margin"),
-        (lambda: Reframing(P(1e-8), max_degree=0), "controller.max_degree"),
         (lambda: Sequence(P(1.0), "pump", 3), "controller.second"),
-        (lambda: Sequence(P(1.0), P(2.0), -1), "controller.after_updates"),
-        (lambda: Freeze(P(1.0), 2.5), "controller.after_updates"),
+        (lambda: Sequence(P(1.0), P(2.0), -1), "controller.after_s"),
+        (lambda: Freeze(P(1.0), "2"), "controller.after_s"),
+        (lambda: Freeze(PI, 2.0), "controller.inner"),
     ],
 )
 def test_bad_arguments_are_config_errors(make, field):
@@ -247,6 +272,61 @@ def test_bad_arguments_are_config_errors(make, field):
         make()
     assert info.value.field == field
     assert "\n" not in str(info.value)
+
+
+def test_negative_gain_message():
+    with pytest.raises(ConfigError) as info:
+        PI(kp=-1e-6)
+    assert str(info.value) == "controller.kp: must be >= 0, got -1e-06"
+
+
+def test_controllers_are_frozen_values():
+    law = Freeze(Sequence(PI(1e-7, 1e-13), Pump(1e-8, target_ppm=0.5), after_s=1.0), after_s=2)
+    assert law == Freeze(Sequence(PI(1e-7, 1e-13), Pump(1e-8, 0.5), 1.0), 2.0)
+    assert hash(law) == hash(Freeze(Sequence(PI(1e-7, 1e-13), Pump(1e-8, 0.5), 1.0), 2.0))
+    assert law.after_s == 2.0 and isinstance(law.after_s, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        law.after_s = 3.0  # type: ignore[misc]
+    assert repr(PI(1e-7)) == "PI(kp=1e-07, ki=0.0)"
+
+
+def test_durations_become_updates_of_the_system():
+    law = Freeze(Reframing(P(1e-8), window_s=0.5, wait_s=0.25, ramp_s=1.0), after_s=2.0)
+    # 1 MHz, 200 ticks: 5000 updates per second
+    system = System(Topology.star(3), f_nom_hz=1e6, update_period_ticks=200, controller=law)
+    ctl = system.compile_controller()
+    assert ctl.params.tolist()[:1] == [10_000]
+    assert ctl.params.tolist()[1:] == [1e-8, 0.0, 4, 2500, 1250, 5000, 3]  # hub: 3 links in
+    assert ctl.name == "freeze(reframing)"
+    assert system.control_context == ControlContext(200, 1e6, 3)
+    assert System(Topology.star(3)).compile_controller() is None
+
+
+def test_a_system_passes_its_update_period_to_the_integrator():
+    system = System(TOPO, controller=PI(1e-7, 1e-13), update_period_ticks=700)
+    assert system.compile_controller().params.tolist() == [1e-7, 1e-13, 700.0]
+
+
+def test_a_law_of_your_own_is_compiled_against_the_system():
+    @dataclasses.dataclass(frozen=True)
+    class PerLink(ControlLaw):
+        """``P(kp / in-degree)``: a gain per link, from the system's degree."""
+
+        kp: float
+
+        def compile(self, context):
+            return CompiledController(p_step, params=[self.kp / context.max_in_degree], name="pl")
+
+    system = System(TOPO, controller=Freeze(PerLink(4e-7), 1.0))
+    assert system.compile_controller().params.tolist() == [5000, 2e-7]
+    assert system.run(0.01).faults == []
+
+    class Broken(ControlLaw):
+        def compile(self, context):
+            return (p_step, [1.0], [])
+
+    with pytest.raises(ConfigError, match="CompiledController"):
+        System(TOPO, controller=Broken()).run(0.001)
 
 
 # ------------------------------------------------------------------ system runs
@@ -272,14 +352,14 @@ QUANTIZED = Actuator("quantized", step_ppb=10.0)
 
 RUNS = {
     "p": lambda: three_nodes(P(4e-7)),
-    "pump-quantized": lambda: three_nodes(Pump(1e-8, target=2e-7), actuator=QUANTIZED,
+    "pump-quantized": lambda: three_nodes(Pump(1e-8, target_ppm=0.2), actuator=QUANTIZED,
                                           measure="ddc"),
-    "bangbang": lambda: three_nodes(BangBang(2e-8, deadband=1)),
-    "sequence": lambda: three_nodes(Sequence(BangBang(1e-8), P(4e-7), 20)),
-    "freeze": lambda: three_nodes(Freeze(P(4e-7), 40), buffer=ElasticBuffer(depth=0)),
+    "bangbang": lambda: three_nodes(BangBang(20, deadband=1)),
+    # 200 µs updates: 20 updates are 4 ms
+    "sequence": lambda: three_nodes(Sequence(BangBang(10), P(4e-7), 4e-3)),
+    "freeze": lambda: three_nodes(Freeze(P(4e-7), 8e-3), buffer=ElasticBuffer(depth=0)),
     "reframing": lambda: three_nodes(
-        Reframing(Pump(1e-6), margin=2, window_updates=10, wait_updates=5, ramp_updates=30,
-                  max_degree=2),
+        Reframing(Pump(1e-6), margin=2, window_s=2e-3, wait_s=1e-3, ramp_s=6e-3),
         buffer=ElasticBuffer(depth=0)),
 }
 
@@ -299,7 +379,7 @@ def test_reframing_reaches_its_last_phase_in_a_run():
 
 
 def test_desired_corrections_follow_the_pump_law():
-    kp, target = 1e-8, 2e-7
+    kp, target = 1e-8, 0.2 * 1e-6
     system = RUNS["pump-quantized"]()
     trace = system.run(0.02)
     incoming = {j: [l for l in range(TOPO.n_links) if TOPO.links[l, 1] == j] for j in range(3)}
@@ -345,8 +425,7 @@ def test_rig_preset_moves_at_most_one_step_per_update():
 
 def reframing_system(**kwargs) -> System:
     """The rig scaled down to 1 MHz (5000 updates/s): counts up to ~14 frames at lock."""
-    ctl = Reframing(P(1.25e-5), margin=4, window_updates=2500, wait_updates=500,
-                    ramp_updates=2500, max_degree=2)
+    ctl = Reframing(P(1.25e-5), margin=4, window_s=0.5, wait_s=0.1, ramp_s=0.5)
     return System(Topology.complete(3, latency_s=1e-8), f_nom_hz=1e6, update_period_ticks=200,
                   offsets_ppm=[-250.0, 62.5, 250.0], controller=ctl,
                   buffer=ElasticBuffer(depth=32), measure="buffer", **kwargs)
@@ -410,10 +489,17 @@ def test_reframing_keeps_the_frequencies_locked():
         assert abs(des[q_switch] - des[q_switch - 1]) < 2 * 1.25e-5
 
 
+class Undersized(ControlLaw):
+    """Reframing compiled for one link fewer than the system has."""
+
+    def compile(self, context):
+        smaller = dataclasses.replace(context, max_in_degree=context.max_in_degree - 1)
+        return Reframing(P(1e-7)).compile(smaller)
+
+
 def test_reframing_needs_room_for_every_link():
-    ctl = Reframing(P(1e-7), max_degree=1)
     with pytest.raises(SimulationFault):
-        System(TOPO, controller=ctl).run(0.001)
+        System(TOPO, controller=Undersized()).run(0.001)
 
 
 # ----------------------------------------------------------------- stability()
@@ -497,8 +583,12 @@ def test_stability_rejects_bad_input(args, field):
 BASE = {"topology": {"kind": "complete", "n": 4}}
 
 
-def controller_of(table: dict, **sections) -> Controller | None:
-    return build_controller(validate({**BASE, "controller": table, **sections}))
+def controller_of(table: dict, **sections) -> CompiledController | None:
+    """The controller of a config, compiled against its system."""
+    run_cfg = validate({**BASE, "controller": table, **sections})
+    law = build_controller(run_cfg)
+    assert law == build_system(run_cfg).controller
+    return build_system(run_cfg).compile_controller()
 
 
 def test_config_builds_every_kind():
@@ -522,7 +612,7 @@ def test_config_sequence_and_freeze():
     seq = controller_of({"kind": "sequence", "after_s": 1.0,
                          "first": {"kind": "bangbang"}, "second": {"kind": "pump", "kp": 1e-8},
                          "freeze_s": 2.0})
-    want = Freeze(Sequence(BangBang(1e-8), Pump(1e-8), 5000), 10000)
+    want = compiled(Freeze(Sequence(BangBang(10), Pump(1e-8), 5000), 10000))
     assert seq.step is want.step
     assert seq.params.tolist() == want.params.tolist()
     assert seq.state.tolist() == want.state.tolist()
@@ -538,6 +628,17 @@ def test_config_records_the_controller_spec():
     run_cfg = validate({**BASE, "controller": {"kind": "bangbang"}})
     assert run_cfg.kp == 0.0
     assert run_cfg.controller_spec == {"kind": "bangbang", "step_ppb": 10.0, "deadband": 0}
+    assert build_controller(run_cfg) == BangBang(step_ppb=10.0, deadband=0)
+    run_cfg = validate({**BASE, "controller": {
+        "kind": "sequence", "after_s": 1, "freeze_s": 3,
+        "first": {"kind": "pi", "kp": 1e-7}, "second": {"kind": "reframing", "ramp_s": 0}}})
+    assert run_cfg.controller_spec == {
+        "kind": "sequence", "after_s": 1.0, "freeze_s": 3.0,
+        "first": {"kind": "pi", "kp": 1e-7, "ki": 0.0},
+        "second": {"kind": "reframing", "kp": 2e-8, "target_ppm": 0.0, "margin": 4,
+                   "window_s": 2.0, "wait_s": 1.0, "ramp_s": 0.0}}
+    assert build_controller(run_cfg) == Freeze(
+        Sequence(PI(1e-7), Reframing(Pump(2e-8), ramp_s=0), after_s=1), after_s=3)
 
 
 @pytest.mark.parametrize(
@@ -592,7 +693,9 @@ def test_rig_presets_use_the_pump_and_quantized_actuator(name):
     assert run_cfg.update_period_ticks / run_cfg.f_nom_hz == pytest.approx(200e-6)
     assert run_cfg.measure == "ddc"
     assert (run_cfg.stability.margin, run_cfg.stability.window_s) == (4, 2.0)
-    ctl = build_system(run_cfg).controller
+    system = build_system(run_cfg)
+    assert system.controller == Pump(kp=RIG_KP)
+    ctl = system.compile_controller()
     assert ctl.step is pump_step and ctl.params.tolist() == [RIG_KP, 0.0]
 
 

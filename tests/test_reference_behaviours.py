@@ -401,7 +401,7 @@ def _ugn_systems():
         "free": System(topo, offsets_ppm=[-10.0, 3.0, 10.0], theta0=[0.1, 0.5, 0.9],
                        buffer=ElasticBuffer(depth=DEPTH), update_period_ticks=5000),
         "pi": System(topo, offsets_ppm=[-10.0, 3.0, 10.0], theta0=[0.0, 0.5, 0.9],
-                     controller=PI(kp=1e-6, update_period_ticks=5000),
+                     controller=PI(kp=1e-6),
                      update_period_ticks=5000, control_delay_ticks=300,
                      buffer=ElasticBuffer(depth=DEPTH)),
         "late-start": System(topo, offsets_ppm=[-10.0, 3.0, 10.0], theta0=[0.7, 0.2, 0.4],
@@ -461,14 +461,14 @@ def _agreement_systems():
                                     buffer=ElasticBuffer(depth=DEPTH)), 2e-3, True),
         "pi-arm-on-stable": (System(
             tri, offsets_ppm=[-100.0, 0.0, 100.0], theta0=[0.1, 0.5, 0.9],
-            start_s=[0.0, 1e-4, 3e-4], controller=PI(kp=2e-6, ki=1e-12, update_period_ticks=2500),
+            start_s=[0.0, 1e-4, 3e-4], controller=PI(kp=2e-6, ki=1e-12),
             update_period_ticks=2500, control_delay_ticks=100, measure="ddc",
             buffer=ElasticBuffer(depth=DEPTH, arm="stable", auto_centre=3),
             stability=Stability(margin=4, window_s=2e-4)), 4e-3, False),
         "quantized-wander": (System(
             Topology.line(3, latency_s=[5e-8, 7e-9]), offsets_ppm=[15.0, -5.0, 0.0],
             theta0=[0.0, 0.33, 0.66], drift_ppb_per_s=[2e5, 0.0, -1e5],
-            wander_ppb_per_sqrt_s=300.0, seed=3, controller=PI(kp=1e-6, update_period_ticks=3000),
+            wander_ppb_per_sqrt_s=300.0, seed=3, controller=PI(kp=1e-6),
             update_period_ticks=3000, control_delay_ticks=2999,
             actuator=Actuator("quantized", step_ppb=100.0),
             buffer=ElasticBuffer(depth=16, auto_centre=1, adjustments=(
@@ -477,7 +477,7 @@ def _agreement_systems():
         "low-f0-long-latency": (System(
             Topology.cycle(4, latency_s=4e-4), f_nom_hz=1e6,
             offsets_ppm=[-150.0, 60.0, 0.0, 200.0], theta0=[0.5, 0.0, 0.25, 0.75],
-            controller=PI(kp=4e-5, update_period_ticks=200), update_period_ticks=200,
+            controller=PI(kp=4e-5), update_period_ticks=200,
             buffer=ElasticBuffer(depth=4)), 0.2, False),
     }
 

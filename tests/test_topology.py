@@ -249,7 +249,7 @@ BAD = [
     (lambda: Topology.cycle(4, latency_s="10ns"), "topology.latency_s", "'10ns'", "number"),
     (lambda: Topology.cycle(4, latency_s=[1e-9, 2e-9]), "topology.latency_s", "[1e-09, 2e-09]",
      "one entry per edge (4)"),
-    (lambda: Topology.line(3, latency_s=[1e-9, -1.0]), "topology.latency_s", "-1.0", ">= 0"),
+    (lambda: Topology.line(3, latency_s=[1e-9, -1.0]), "topology.latency_s[1]", "-1.0", ">= 0"),
     (lambda: Topology.line(3, latency_s={"distribution": "lognormal"}),
      "topology.latency_s.distribution", "'lognormal'", "['normal', 'uniform']"),
     (lambda: Topology.line(3, latency_s={"distribution": "uniform", "low_s": 1.0}),

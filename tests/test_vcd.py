@@ -76,7 +76,7 @@ def healthy_system() -> System:
         offsets_ppm=[-60.0, 10.0, 80.0],
         theta0=[0.1, 0.5, 0.9],
         start_s=[0.0, 2e-6, 5e-6],
-        controller=PI(kp=2e-7, update_period_ticks=400),
+        controller=PI(kp=2e-7),
         update_period_ticks=400,
         control_delay_ticks=40,
         actuator=Actuator("quantized", 100.0),

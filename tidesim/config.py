@@ -7,11 +7,17 @@ Three steps turn it into a system:
 
 1. :func:`load_config` reads the file and, when it names a ``preset``, merges it
    on top of that preset (user keys win).
-2. :func:`validate` checks every key, type and range, builds the topology and
-   resolves per-node values, and returns a frozen :class:`RunConfig`.
+2. :func:`validate` checks the keys (an unknown one gets a "did you mean"),
+   builds the topology, draws random offsets, resolves adjustment links, maps
+   every table onto the keyword arguments of the objects it describes (the
+   controller, the parts, the ``System``) and builds them, and returns a
+   frozen :class:`RunConfig`.
 3. :func:`build_system` turns a :class:`RunConfig` into a ``System``.
 
-Every problem is reported as one :class:`~tidesim.errors.ConfigError` line that
+The values are checked once, by those objects (:mod:`tidesim._checks`), under
+the config's own key names; a nested table renames them (``controller.kp`` of
+a sequence's ``first`` part is reported as ``controller.first.kp``). Every
+problem is reported as one :class:`~tidesim.errors.ConfigError` line that
 names the key, the value and what was expected, before anything is simulated.
 
 Example:
@@ -27,21 +33,33 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
-import math
 import tomllib
 from collections.abc import Mapping
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
+
+from ._checks import choice, number, renamed
+from .controllers import (
+    PI,
+    BangBang,
+    ControlLaw,
+    Controller,
+    Freeze,
+    P,
+    Pump,
+    Reframing,
+    Sequence,
+    is_step_function,
+)
 from .errors import ConfigError
-from .models.parts import MEASURE_KINDS
+from .models import Actuator, Adjustment, ElasticBuffer, Stability, System, Topology
+from .models.system import MAX_OFFSET_PPM
+from .models.topology import make_topology
 from .presets import PRESETS, preset_names
-
-if TYPE_CHECKING:
-    from .models.parts import Actuator, ElasticBuffer, Stability
-    from .models.system import System
-    from .models.topology import Topology
 
 __all__ = [
     "DEFAULT_UNTIL_S",
@@ -74,6 +92,21 @@ _CONTROLLER_KEYS: dict[str, tuple[str, ...]] = {
 }
 _CONTROLLER_TABLE_KEYS = ("kind", *dict.fromkeys(
     k for keys in _CONTROLLER_KEYS.values() for k in keys), "freeze_s")
+_CONTROLLER_REQUIRED: dict[str, dict[str, str]] = {
+    "sequence": dict.fromkeys(("first", "second", "after_s"), "is required for kind = 'sequence'"),
+    "python": {"step": "is required for kind = 'python' (a step function 'module:function')"},
+}
+_LAWS = {"pi": PI, "p": P, "pump": Pump}
+_DEFAULT_KP = 2e-8
+"""``kp`` of a controller table that does not give one (relative frequency per frame)."""
+
+# [control] key -> System keyword
+_CONTROL_KEYWORDS = {
+    "update_period_ticks": "update_period_ticks",
+    "delay_ticks": "control_delay_ticks",
+    "measure": "measure",
+    "sample_at": "sample_at",
+}
 
 # Keys of the topology table that shape the graph; make_topology checks which
 # ones a kind needs and their values.
@@ -258,9 +291,10 @@ class RunConfig:
             without one.
         ki: integral gain (relative frequency per frame·tick).
         controller_spec: the validated ``[controller]`` table with every
-            default filled in (``first`` and ``second`` of a sequence are
-            tables of the same form); ``build_system`` builds the controller
-            from it (``None``: from ``controller_kind``, ``kp`` and ``ki``).
+            default filled in, as the controller holds it (``first`` and
+            ``second`` of a sequence are tables of the same form);
+            :func:`build_controller` builds the controller from it (``None``:
+            from ``controller_kind``, ``kp`` and ``ki``).
         actuator: the actuator.
         buffer: the elastic buffer, adjustments resolved to link indices.
         stability: the stability detector.
@@ -308,40 +342,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any, name: str, *, lo: float | None = None, lo_open: bool = False) -> float:
-    """A finite number (bool is not a number), optionally bounded below."""
-    if not _is_number(value):
-        raise ConfigError(name, value, "must be a number")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ConfigError(name, value, "must be a finite number")
-    if lo is not None and (x <= lo if lo_open else x < lo):
-        raise ConfigError(name, value, f"must be {'>' if lo_open else '>='} {lo:g}")
-    return x
-
-
-def _integer(value: Any, name: str, *, lo: int | None = None) -> int:
-    if not _is_int(value):
-        raise ConfigError(name, value, "must be an integer")
-    if lo is not None and value < lo:
-        raise ConfigError(name, value, f"must be an integer >= {lo}")
-    return int(value)
-
-
-def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(name, value, f"must be one of {list(choices)}")
-    return value
-
-
 def _table(value: Any, name: str, known: tuple[str, ...]) -> dict:
     """Check that ``value`` is a table whose keys are all in ``known``."""
     if not isinstance(value, Mapping):
@@ -355,37 +355,20 @@ def _table(value: Any, name: str, known: tuple[str, ...]) -> dict:
     return dict(value)
 
 
-def _per_node(value: Any, name: str, n_nodes: int, check) -> PerNode:
-    """One number for every node, or a list with one entry per node."""
+def _given(t: Mapping, keys: Seq[str] | Mapping[str, str]) -> dict:
+    """The keyword arguments for the ``keys`` present in ``t`` (names, or a key -> keyword map)."""
+    pairs = keys.items() if isinstance(keys, Mapping) else ((k, k) for k in keys)
+    return {keyword: t[key] for key, keyword in pairs if key in t}
+
+
+def _as_given(value: Any, checked: np.ndarray) -> PerNode:
+    """A per-node value as the System checked it, in the shape the config gave it."""
     if isinstance(value, (list, tuple)):
-        if len(value) != n_nodes:
-            raise ConfigError(name, value, f"must have one entry per node ({n_nodes})")
-        return tuple(check(v, f"{name}[{i}]") for i, v in enumerate(value))
-    if not _is_number(value):
-        raise ConfigError(name, value, "must be a number or a list with one entry per node")
-    return check(value, name)
+        return tuple(checked.tolist())
+    return float(checked[0])
 
 
 # ------------------------------------------------------------------------ sections
-
-
-def _run(t: dict) -> tuple[float | None, int | None, str, str | int | None]:
-    from .models.simulation import FIDELITIES, parse_record
-
-    if "until_s" in t and "until_cycles" in t:
-        raise ConfigError(
-            "run.until_cycles", t["until_cycles"], "must not be given together with run.until_s"
-        )
-    until_s = until_cycles = None
-    if "until_cycles" in t:
-        until_cycles = _integer(t["until_cycles"], "run.until_cycles", lo=1)
-    else:
-        until_s = _number(t.get("until_s", DEFAULT_UNTIL_S), "run.until_s", lo=0, lo_open=True)
-    fidelity = _choice(t.get("fidelity", "event"), "run.fidelity", FIDELITIES)
-    record = t.get("record")
-    if record is not None:
-        parse_record(record)
-    return until_s, until_cycles, fidelity, record
 
 
 def _topology_spec(t: dict) -> dict:
@@ -398,13 +381,12 @@ def _topology_spec(t: dict) -> dict:
     return {**t, "latency_s": latency}
 
 
-def _build_topology(spec: dict, seed: int) -> Topology:
+def _build_topology(spec: dict, seed: Any) -> Topology:
     """Build the topology; whole-graph errors quote the user's shape keys."""
-    from .models.topology import make_topology
-
     kwargs = {k: v for k, v in spec.items() if k != "kind"}
     try:
-        return make_topology(spec["kind"], seed=seed, **kwargs)
+        with renamed("topology.seed", "seed"):
+            return make_topology(spec["kind"], seed=seed, **kwargs)
     except ConfigError as exc:
         if exc.field != "topology":
             raise
@@ -412,84 +394,85 @@ def _build_topology(spec: dict, seed: int) -> Topology:
         raise ConfigError("topology", shape, exc.expected) from None
 
 
-def _offsets(value: Any, n_nodes: int, seed: int) -> PerNode:
+def _offsets(value: Any, n_nodes: int, seed: int) -> Any:
+    """Draws random offsets (``{random_ppm = ...}``); any other value is the System's to check."""
     name = "clock.offsets_ppm"
-    if isinstance(value, Mapping):
-        t = _table(value, name, _RANDOM_OFFSET_KEYS)
-        if "random_ppm" not in t:
-            raise ConfigError(f"{name}.random_ppm", t, "is required for random offsets")
-        spread = _number(t["random_ppm"], f"{name}.random_ppm", lo=0)
-        import numpy as np
-
-        rng = np.random.default_rng(seed)
-        return tuple(float(x) for x in rng.uniform(-spread, spread, n_nodes))
-    return _per_node(value, name, n_nodes, _number)
+    if not isinstance(value, Mapping):
+        return value
+    t = _table(value, name, _RANDOM_OFFSET_KEYS)
+    if "random_ppm" not in t:
+        raise ConfigError(f"{name}.random_ppm", t, "is required for random offsets")
+    spread = number(f"{name}.random_ppm", t["random_ppm"], lo=0, hi=MAX_OFFSET_PPM)
+    rng = np.random.default_rng(seed)
+    return tuple(float(x) for x in rng.uniform(-spread, spread, n_nodes))
 
 
-def _theta(v: Any, name: str) -> float:
-    x = _number(v, name)
-    if not 0.0 <= x < 1.0:
-        raise ConfigError(name, v, "must be in [0, 1)")
-    return x
+def _controller(t: Any, name: str, stability: Stability) -> tuple[ControlLaw | None, dict]:
+    """Map a controller table onto a controller; the controller checks the values.
 
-
-def _start(v: Any, name: str) -> float:
-    return _number(v, name, lo=0)
-
-
-def _controller(t: Any, name: str, stability: Stability) -> dict:
-    """Validate a controller table; returns it with every default filled in.
-
-    ``name`` is the table's dotted path (``controller``, ``controller.first``).
+    ``name`` is the table's dotted path (``controller``, ``controller.first``):
+    the controllers report ``controller.kp``, renamed here to ``name.kp``.
     Reframing's ``margin`` and ``window_s`` default to the ``[stability]`` ones.
+
+    Returns:
+        The controller (``None`` for ``kind = "none"``), and the table with
+        every default filled in, as the controller holds it.
     """
     t = _table(t, name, _CONTROLLER_TABLE_KEYS)
-    kind = _choice(t.get("kind", "pi"), f"{name}.kind", CONTROLLER_KINDS)
-    allowed = _CONTROLLER_KEYS[kind] + (("freeze_s",) if kind != "none" else ())
+    kind = choice(f"{name}.kind", t.get("kind", "pi"), CONTROLLER_KINDS)
+    keys = _CONTROLLER_KEYS[kind]
     for key in t:
-        if key != "kind" and key not in allowed:
+        if key not in ("kind", *keys, *(("freeze_s",) if kind != "none" else ())):
             raise ConfigError(f"{name}.{key}", t[key], f"is not used by {name}.kind = {kind!r}")
-    spec: dict[str, Any] = {"kind": kind}
-    if "kp" in allowed:
-        spec["kp"] = _number(t.get("kp", 2e-8), f"{name}.kp", lo=0)
-    if "ki" in allowed:
-        spec["ki"] = _number(t.get("ki", 0.0), f"{name}.ki", lo=0)
-    if "target_ppm" in allowed:
-        spec["target_ppm"] = _number(t.get("target_ppm", 0.0), f"{name}.target_ppm")
+    if kind == "none":
+        return None, {"kind": kind}
+    for key in _CONTROLLER_REQUIRED.get(kind, ()):
+        if key not in t:
+            raise ConfigError(f"{name}.{key}", None, _CONTROLLER_REQUIRED[kind][key])
+    parts = {}
+    for key in ("first", "second") if kind == "sequence" else ():
+        if isinstance(t[key], Mapping) and t[key].get("kind", "pi") == "none":
+            raise ConfigError(f"{name}.{key}.kind", "none", "must be a controller, not 'none'")
+        parts[key] = _controller(t[key], f"{name}.{key}", stability)
+    with renamed("controller", name):
+        law = _law(kind, t, {k: law for k, (law, _) in parts.items()}, stability)
+        spec = {"kind": kind, **{k: _spec_value(law, k, t, parts) for k in keys}}
+        if "freeze_s" in t:
+            with renamed("controller.after_s", "controller.freeze_s"):
+                law = Freeze(law, t["freeze_s"])
+            spec["freeze_s"] = law.after_s
+    return law, spec
+
+
+def _law(kind: str, t: Mapping, parts: Mapping[str, ControlLaw], stability: Stability
+         ) -> ControlLaw:
+    """The controller a table of ``kind`` describes (keys checked, values not)."""
+    given = {k: v for k, v in t.items() if k not in ("kind", "freeze_s")}
+    if kind in ("pi", "p", "pump"):
+        return _LAWS[kind](**{"kp": _DEFAULT_KP, **given})
     if kind == "bangbang":
-        spec["step_ppb"] = _number(t.get("step_ppb", 10.0), f"{name}.step_ppb", lo=0, lo_open=True)
-        spec["deadband"] = _number(t.get("deadband", 0), f"{name}.deadband", lo=0)
+        return BangBang(**given)
     if kind == "reframing":
-        spec["margin"] = _integer(t.get("margin", stability.margin), f"{name}.margin", lo=0)
-        spec["window_s"] = _number(t.get("window_s", stability.window_s), f"{name}.window_s", lo=0)
-        spec["wait_s"] = _number(t.get("wait_s", 1.0), f"{name}.wait_s", lo=0)
-        spec["ramp_s"] = _number(t.get("ramp_s", 5.0), f"{name}.ramp_s", lo=0)
+        inner = Pump(**{"kp": _DEFAULT_KP, **_given(given, ("kp", "target_ppm"))})
+        timing = {"margin": stability.margin, "window_s": stability.window_s,
+                  **_given(given, ("margin", "window_s", "wait_s", "ramp_s"))}
+        return Reframing(inner, **timing)
     if kind == "sequence":
-        for key in ("first", "second", "after_s"):
-            if key not in t:
-                raise ConfigError(f"{name}.{key}", None, "is required for kind = 'sequence'")
-        for key in ("first", "second"):
-            if isinstance(t[key], Mapping) and t[key].get("kind", "pi") == "none":
-                raise ConfigError(f"{name}.{key}.kind", "none", "must be a controller, not 'none'")
-            spec[key] = _controller(t[key], f"{name}.{key}", stability)
-        spec["after_s"] = _number(t["after_s"], f"{name}.after_s", lo=0)
-    if kind == "python":
-        if "step" not in t:
-            raise ConfigError(f"{name}.step", None,
-                              "is required for kind = 'python' (a step function 'module:function')")
-        import_step(t["step"], f"{name}.step")  # fail here, not in a sweep's workers
-        spec["step"] = t["step"]
-        spec["params"] = _numbers(t.get("params", []), f"{name}.params")
-        spec["state"] = _numbers(t.get("state", []), f"{name}.state")
-    if "freeze_s" in t:
-        spec["freeze_s"] = _number(t["freeze_s"], f"{name}.freeze_s", lo=0)
-    return spec
+        return Sequence(parts["first"], parts["second"], given["after_s"])
+    step = import_step(given["step"])  # fail here, not in a sweep's workers
+    return Controller(step, params=given.get("params", ()), state=given.get("state", ()),
+                      name=given["step"].rsplit(":", 1)[-1].strip())
 
 
-def _numbers(value: Any, name: str) -> list[float]:
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(name, value, "must be a list of numbers")
-    return [_number(v, f"{name}[{i}]") for i, v in enumerate(value)]
+def _spec_value(law: ControlLaw, key: str, t: Mapping, parts: Mapping[str, tuple]) -> Any:
+    """The value of ``key`` of a controller table, as ``law`` holds it (defaults included)."""
+    if key in parts:
+        return parts[key][1]
+    if key == "step":
+        return t["step"]  # the name, not the function: a spec stays plain data
+    owner = law.inner if isinstance(law, Reframing) and key in ("kp", "target_ppm") else law
+    value = getattr(owner, key)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def import_step(ref: Any, field: str = "controller.step"):
@@ -512,8 +495,6 @@ def import_step(ref: Any, field: str = "controller.step"):
         ConfigError: a malformed name, a module that does not import, a missing
             function, or one not compiled with ``controller_step``.
     """
-    from .controllers import STEP_SIGNATURE
-
     parts = ref.split(":") if isinstance(ref, str) else []
     if len(parts) != 2 or not all(p.strip() for p in parts):
         raise ConfigError(field, ref, "must name a step function as 'module:function'")
@@ -527,42 +508,25 @@ def import_step(ref: Any, field: str = "controller.step"):
         obj = getattr(obj, name, None)
         if obj is None:
             raise ConfigError(field, ref, f"must name a function of the module {module_name!r}")
-    if STEP_SIGNATURE not in getattr(obj, "nopython_signatures", ()):
+    if not is_step_function(obj):
         raise ConfigError(field, ref,
                           "must name a function compiled with tidesim.controllers.controller_step")
     return obj
 
 
-def _actuator(t: dict) -> Actuator:
-    from .models.parts import Actuator  # checks the kind itself
-
-    step = _number(t.get("step_ppb", 10.0), "actuator.step_ppb", lo=0, lo_open=True)
-    return Actuator(kind=t.get("kind", "continuous"), step_ppb=step)
-
-
 def _buffer(t: dict, topology: Topology) -> ElasticBuffer:
-    """The elastic buffer; ElasticBuffer checks depth, reference and arm itself."""
-    from .models.parts import Adjustment, ElasticBuffer
-
-    auto_centre = None
-    if "auto_centre" in t:
-        auto_centre = _integer(t["auto_centre"], "buffer.auto_centre", lo=0)
+    """The elastic buffer; adjustments name their link as ``[src, dst]``."""
     adjust = t.get("adjust", [])
     if not isinstance(adjust, (list, tuple)):
         raise ConfigError("buffer.adjust", adjust, "must be a list of tables ([[buffer.adjust]])")
     adjustments = tuple(
-        Adjustment(**_adjustment(a, f"buffer.adjust[{i}]", topology)) for i, a in enumerate(adjust)
+        _adjustment(a, f"buffer.adjust[{i}]", topology) for i, a in enumerate(adjust)
     )
-    return ElasticBuffer(
-        depth=t.get("depth", 32),
-        reference=t.get("reference"),
-        arm=t.get("arm", "link_up"),
-        auto_centre=auto_centre,
-        adjustments=adjustments,
-    )
+    kwargs = _given(t, ("depth", "reference", "arm", "auto_centre"))
+    return ElasticBuffer(**kwargs, adjustments=adjustments)
 
 
-def _adjustment(value: Any, name: str, topology: Topology) -> dict:
+def _adjustment(value: Any, name: str, topology: Topology) -> Adjustment:
     t = _table(value, name, _ADJUST_KEYS)
     for key in _ADJUST_KEYS:
         if key not in t:
@@ -575,22 +539,8 @@ def _adjustment(value: Any, name: str, topology: Topology) -> dict:
     except ConfigError:
         expected = "must be a link [src, dst] of the topology"
         raise ConfigError(f"{name}.link", link, expected) from None
-    frames = _integer(t["frames"], f"{name}.frames")
-    if frames == 0:
-        raise ConfigError(f"{name}.frames", frames, "must be a non-zero integer")
-    return {
-        "link": int(index),
-        "at_s": _number(t["at_s"], f"{name}.at_s", lo=0),
-        "frames": frames,
-    }
-
-
-def _stability(t: dict) -> Stability:
-    from .models.parts import Stability
-
-    margin = _integer(t.get("margin", 4), "stability.margin", lo=0)
-    window_s = _number(t.get("window_s", 2.0), "stability.window_s", lo=0)
-    return Stability(margin=margin, window_s=window_s)
+    with renamed("buffer.adjust", name):
+        return Adjustment(link=int(index), at_s=t["at_s"], frames=t["frames"])
 
 
 # ------------------------------------------------------------------------- validate
@@ -600,8 +550,11 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
     """Validate a config dict and resolve it into a :class:`RunConfig`.
 
     A ``preset`` key that has not been merged yet is merged first (merging
-    twice gives the same result). The topology is built here, so per-node
-    lists and adjustment links are checked against it.
+    twice gives the same result). Here the keys are checked (unknown ones,
+    with a "did you mean"), the topology is built, random offsets are drawn
+    and adjustment links resolved; the values themselves are checked by the
+    objects they build (the controller, the parts, the ``System``), which
+    name the same keys.
 
     Args:
         cfg: a config dict, usually from :func:`load_config`.
@@ -617,62 +570,58 @@ def validate(cfg: Mapping[str, Any]) -> RunConfig:
     sections = {s: _table(top.get(s, {}), s, keys) for s, keys in _SECTIONS.items()}
 
     preset = top.get("preset")
-    name = top.get("name", preset or "custom")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError("name", name, "must be a non-empty string")
-    seed = _integer(top.get("seed", 0), "seed", lo=0)
+    seed = top.get("seed", 0)
+    run = sections["run"]
+    until_cycles = run.get("until_cycles")
+    until_s = run.get("until_s", DEFAULT_UNTIL_S if until_cycles is None else None)
 
-    until_s, until_cycles, fidelity, record = _run(sections["run"])
-
-    # Check every scalar before building anything.
     spec = _topology_spec(sections["topology"])
-    clock = sections["clock"]
-    f_nom_hz = _number(clock.get("f_nom_hz", 125e6), "clock.f_nom_hz", lo=0, lo_open=True)
-    wander = _number(clock.get("wander_ppb_per_sqrt_s", 0.0), "clock.wander_ppb_per_sqrt_s", lo=0)
-    control = sections["control"]
-    period = _integer(
-        control.get("update_period_ticks", 25_000), "control.update_period_ticks", lo=2
-    )
-    delay = _integer(control.get("delay_ticks", 0), "control.delay_ticks", lo=0)
-    if delay >= period:
-        raise ConfigError(
-            "control.delay_ticks", delay, f"must be < control.update_period_ticks ({period})"
-        )
-    measure = _choice(control.get("measure", "buffer"), "control.measure", MEASURE_KINDS)
-    sample_at = _choice(control.get("sample_at", "edge"), "control.sample_at", ("edge", "phase"))
-    actuator = _actuator(sections["actuator"])
-    stability = _stability(sections["stability"])
-    controller_spec = _controller(sections["controller"], "controller", stability)
-
+    actuator = Actuator(**_given(sections["actuator"], _SECTIONS["actuator"]))
+    stability = Stability(**_given(sections["stability"], _SECTIONS["stability"]))
+    controller, controller_spec = _controller(sections["controller"], "controller", stability)
     topology = _build_topology(spec, seed)
-    n = int(topology.n_nodes)
     buffer = _buffer(sections["buffer"], topology)
 
-    return RunConfig(
-        name=name,
-        preset=preset,
+    clock = dict(sections["clock"])
+    if "offsets_ppm" in clock:
+        clock["offsets_ppm"] = _offsets(clock["offsets_ppm"], topology.n_nodes, seed)
+    system = System(
+        topology,
+        **_given(clock, _SECTIONS["clock"]),
+        **_given(sections["control"], _CONTROL_KEYWORDS),
+        controller=controller,
+        actuator=actuator,
+        buffer=buffer,
+        stability=stability,
         seed=seed,
-        until_s=until_s,
+        name=top.get("name", preset or "custom"),
+    )
+    system.check_run(until_s, until_cycles, fidelity=run.get("fidelity", "event"),
+                     record=run.get("record", "full"))
+
+    return RunConfig(
+        name=system.name,
+        preset=preset,
+        seed=system.seed,
+        until_s=None if until_s is None else float(until_s),
         until_cycles=until_cycles,
-        fidelity=fidelity,
-        record=record,
+        fidelity=run.get("fidelity", "event"),
+        record=run.get("record"),
         topology=topology,
         topology_spec=spec,
-        f_nom_hz=f_nom_hz,
-        offsets_ppm=_offsets(clock.get("offsets_ppm", 0.0), n, seed),
-        drift_ppb_per_s=_per_node(
-            clock.get("drift_ppb_per_s", 0.0), "clock.drift_ppb_per_s", n, _number
-        ),
-        wander_ppb_per_sqrt_s=wander,
-        theta0=_per_node(clock.get("theta0", 0.1), "clock.theta0", n, _theta),
-        start_s=_per_node(clock.get("start_s", 0.0), "clock.start_s", n, _start),
-        update_period_ticks=period,
-        control_delay_ticks=delay,
-        measure=measure,
-        sample_at=sample_at,
+        f_nom_hz=system.f_nom_hz,
+        offsets_ppm=_as_given(clock.get("offsets_ppm"), system.offsets_ppm),
+        drift_ppb_per_s=_as_given(clock.get("drift_ppb_per_s"), system.drift_ppb_per_s),
+        wander_ppb_per_sqrt_s=system.wander_ppb_per_sqrt_s,
+        theta0=_as_given(clock.get("theta0"), system.theta0),
+        start_s=_as_given(clock.get("start_s"), system.start_s),
+        update_period_ticks=system.update_period_ticks,
+        control_delay_ticks=system.control_delay_ticks,
+        measure=system.measure,
+        sample_at=system.sample_at,
         controller_kind=controller_spec["kind"],
-        kp=controller_spec.get("kp", 0.0),
-        ki=controller_spec.get("ki", 0.0),
+        kp=float(controller_spec.get("kp", 0.0)),
+        ki=float(controller_spec.get("ki", 0.0)),
         actuator=actuator,
         buffer=buffer,
         stability=stability,
@@ -694,9 +643,6 @@ def build_system(run_cfg: RunConfig) -> System:
         A ready-to-run system (call ``.run(run_cfg.until_s,
         until_cycles=run_cfg.until_cycles, fidelity=run_cfg.fidelity)``).
     """
-    from .models.system import System
-
-    controller = build_controller(run_cfg)  # None: free-running clocks
     return System(
         run_cfg.topology,
         f_nom_hz=run_cfg.f_nom_hz,
@@ -705,7 +651,7 @@ def build_system(run_cfg: RunConfig) -> System:
         wander_ppb_per_sqrt_s=run_cfg.wander_ppb_per_sqrt_s,
         theta0=run_cfg.theta0,
         start_s=run_cfg.start_s,
-        controller=controller,
+        controller=build_controller(run_cfg),  # None: free-running clocks
         update_period_ticks=run_cfg.update_period_ticks,
         control_delay_ticks=run_cfg.control_delay_ticks,
         actuator=run_cfg.actuator,
@@ -718,13 +664,11 @@ def build_system(run_cfg: RunConfig) -> System:
     )
 
 
-def build_controller(run_cfg: RunConfig):
-    """The :class:`~tidesim.controllers.Controller` of a run configuration.
+def build_controller(run_cfg: RunConfig) -> ControlLaw | None:
+    """The controller of a run configuration (``PI``, ``Pump``, ``Sequence``, ...).
 
-    Durations in seconds become node updates at the nominal frequency,
-    ``round(seconds · f_nom_hz / update_period_ticks)``; ppm and ppb become
-    relative values; reframing's per-link state is sized for the topology's
-    largest in-degree.
+    Durations stay in seconds and ppm and ppb stay as given: the system
+    compiles the controller (``System.compile_controller``) when a run starts.
 
     Args:
         run_cfg: the output of :func:`validate`.
@@ -734,42 +678,7 @@ def build_controller(run_cfg: RunConfig):
     """
     spec = run_cfg.controller_spec
     if spec is None:
-        spec = {"kind": run_cfg.controller_kind, "kp": run_cfg.kp, "ki": run_cfg.ki}
-    return _make_controller(spec, run_cfg)
-
-
-def _make_controller(spec: Mapping[str, Any], run_cfg: RunConfig):
-    from . import controllers as C
-
-    def updates(seconds: float) -> int:
-        return int(round(seconds * run_cfg.f_nom_hz / run_cfg.update_period_ticks))
-
-    kind = spec["kind"]
-    if kind == "none":
-        return None
-    if kind == "pi":
-        ctl = C.PI(spec["kp"], spec["ki"], update_period_ticks=run_cfg.update_period_ticks)
-    elif kind == "p":
-        ctl = C.P(spec["kp"])
-    elif kind == "pump":
-        ctl = C.Pump(spec["kp"], spec["target_ppm"] * 1e-6)
-    elif kind == "bangbang":
-        ctl = C.BangBang(spec["step_ppb"] * 1e-9, spec["deadband"])
-    elif kind == "reframing":
-        ctl = C.Reframing(
-            C.Pump(spec["kp"], spec["target_ppm"] * 1e-6),
-            margin=spec["margin"],
-            window_updates=updates(spec["window_s"]),
-            wait_updates=updates(spec["wait_s"]),
-            ramp_updates=updates(spec["ramp_s"]),
-            max_degree=max(1, int(run_cfg.topology.degree().max())),
-        )
-    elif kind == "python":
-        ctl = C.Controller(import_step(spec["step"]), spec["params"], spec["state"],
-                           name=spec["step"].rsplit(":", 1)[-1].strip())
-    else:  # sequence
-        ctl = C.Sequence(_make_controller(spec["first"], run_cfg),
-                         _make_controller(spec["second"], run_cfg), updates(spec["after_s"]))
-    if "freeze_s" in spec:
-        ctl = C.Freeze(ctl, updates(spec["freeze_s"]))
-    return ctl
+        kind = run_cfg.controller_kind
+        gains = {"kp": run_cfg.kp, "ki": run_cfg.ki}
+        spec = {"kind": kind, **{k: v for k, v in gains.items() if k in _CONTROLLER_KEYS[kind]}}
+    return _controller(spec, "controller", run_cfg.stability)[0]

@@ -10,7 +10,7 @@ is integrated: when those change, they change here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -95,8 +95,16 @@ class Case:
         if spec.kind == "p":
             return P(kp=spec.kp)
         if spec.kind == "pi":
-            return PI(kp=spec.kp, ki=spec.ki, update_period_ticks=spec.period_ticks)
-        return Pump(kp=spec.kp, target=spec.target)
+            # the core's integrator takes its period from the system
+            assert spec.period_ticks == self.system.get("update_period_ticks", 25_000)
+            return PI(kp=spec.kp, ki=spec.ki)
+        return Pump(kp=spec.kp, target_ppm=spec.target * 1e6)
+
+    def reference_controller(self, law) -> ControllerSpec | None:
+        """The reference's law, with the pump's target as the core computes it from ppm."""
+        if isinstance(law, Pump):
+            return replace(self.controller, target=law.target)
+        return self.controller
 
     def build(self) -> tuple[System, Config]:
         """The core's system and the reference's configuration of this case."""
@@ -109,7 +117,8 @@ class Case:
                               for l, t, f in self.adjustments))
         actuator = (Actuator("quantized", step_ppb=self.step_ppb) if self.quantized
                     else Actuator())
-        system = System(topo, controller=self.controller_object(), actuator=actuator,
+        law = self.controller_object()
+        system = System(topo, controller=law, actuator=actuator,
                         buffer=buffer, stability=Stability(self.margin, self.window_s),
                         **self.system)
 
@@ -127,7 +136,7 @@ class Case:
             theta0=per_node("theta0", 0.1),
             start_s=per_node("start_s", 0.0),
             wander_ppb_per_sqrt_s=float(kw.get("wander_ppb_per_sqrt_s", 0.0)),
-            controller=self.controller,
+            controller=self.reference_controller(law),
             update_period_ticks=int(kw.get("update_period_ticks", 25_000)),
             control_delay_ticks=int(kw.get("control_delay_ticks", 0)),
             quantized=self.quantized,

@@ -18,6 +18,7 @@ from .harness import Case, check_case
 from .model import ControllerSpec
 
 F0 = 1e6
+NONZERO_FRAMES = st.integers(-4, 4).filter(bool)  # an adjustment moves at least a frame
 GOLDEN = (5**0.5 - 1) / 2
 
 
@@ -93,7 +94,7 @@ def cases(draw) -> Case:
     if draw(st.booleans()):
         adjustments = tuple(
             (draw(st.integers(0, n_links - 1)), generic(draw, 0.0, until),
-             draw(st.integers(-4, 4)))
+             draw(NONZERO_FRAMES))
             for _ in range(draw(st.integers(1, 3))))
     return Case(
         graph_edges=edges, n_nodes=n, edge_latency_s=latency, system=system,

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._checks import choice, integer, number
 from .._jit import njit
 from ..errors import ConfigError
 from ._vcdfmt import Body, id_codes, render_body
@@ -152,11 +153,8 @@ def _clock_rows(E, scale, t0, a, b, var):
 def _check(trace, t_from_s, t_to_s, nodes, decimate, timescale):
     a = 0.0 if t_from_s is None else t_from_s
     b = float(trace.until_s) if t_to_s is None else t_to_s
-    for name, v in (("vcd.t_from_s", a), ("vcd.t_to_s", b)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(v) or v < 0:
-            raise ConfigError(name, v, "must be a number of seconds >= 0")
-    a, b = float(a), min(float(b), float(trace.until_s))
+    a, b = number("vcd.t_from_s", a, lo=0), min(number("vcd.t_to_s", b, lo=0),
+                                                float(trace.until_s))
     if not a < b:
         raise ConfigError("vcd.t_from_s", t_from_s,
                           f"must be before the end of the window ({b:.9g} s)")
@@ -170,14 +168,12 @@ def _check(trace, t_from_s, t_to_s, nodes, decimate, timescale):
             raise ConfigError("vcd.nodes", nodes, "must be node indices") from None
         if not sel or sel[0] < 0 or sel[-1] >= n:
             raise ConfigError("vcd.nodes", nodes, f"must be node indices in [0, {n - 1}]")
-    if isinstance(decimate, bool) or not isinstance(decimate, (int, np.integer)) \
-            or decimate < 1:
-        raise ConfigError("vcd.decimate", decimate, "must be an integer >= 1")
+    decimate = integer("vcd.decimate", decimate, lo=1)
     if timescale is None:
         timescale = "1fs" if b * 1e15 < 2.0**62 else "1ps" if b * 1e12 < 2.0**62 else "1ns"
-    elif timescale not in TIMESCALES:
-        raise ConfigError("vcd.timescale", timescale, f"must be one of {list(TIMESCALES)}")
-    return a, b, sel, int(decimate), timescale
+    else:
+        choice("vcd.timescale", timescale, TIMESCALES)
+    return a, b, sel, decimate, timescale
 
 
 # ---------------------------------------------------------------------------- builder
@@ -359,11 +355,12 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool, lam_all,
             V = np.zeros(T.size, dtype=np.uint8)
             V[0::2] = 1
             bld.step(scope, name, "wire", 1, "bit", T, V, 0)
-    if tr.controller_states is not None and sysm.controller is not None:
+    ctl = sysm.compile_controller() if tr.controller_states is not None else None
+    if ctl is not None:
         # the controller's state after each sample (e.g. PI's integrator)
-        for c in range(sysm.controller.n_state):
+        for c in range(ctl.n_state):
             bld.sampled(scope, f"ctl_state_{c}", "real", 64, "real_step", S,
-                        tr.controller_states[j, q, c], float(sysm.controller.state[c]))
+                        tr.controller_states[j, q, c], float(ctl.state[c]))
     in_off, _ = sysm.topology.incoming()
     t_up_all = sysm.link_up_s
     links = np.arange(int(in_off[j]), int(in_off[j + 1]))

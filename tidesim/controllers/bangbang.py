@@ -1,6 +1,6 @@
 """Bang-bang control: move the correction one fixed step by the sign of the counts.
 
-With ``r = Σ meas`` (frames) and the dead band ``b``::
+With ``r = Σ meas`` (frames), the dead band ``b`` and ``step = step_ppb · 1e-9``::
 
     c ← c + step   if r >  b
     c ← c − step   if r < −b
@@ -12,8 +12,8 @@ itself: one step up, one step down, or none, every update.
 
 Example:
     >>> import numpy as np
-    >>> from tidesim.controllers import BangBang
-    >>> bb = BangBang(step=1e-8, deadband=2)
+    >>> from tidesim.controllers import BangBang, ControlContext
+    >>> bb = BangBang(step_ppb=10, deadband=2).compile(ControlContext())
     >>> state = bb.state.copy()
     >>> [float(bb.step(bb.params, state, np.array(m))) for m in ([5.0], [1.0], [-3.0, -1.0])]
     [1e-08, 1e-08, 0.0]
@@ -21,8 +21,10 @@ Example:
 
 from __future__ import annotations
 
-from ._contract import Controller, controller_step
-from .proportional import check_number
+from dataclasses import dataclass
+
+from .._checks import number, set_fields
+from ._contract import CompiledController, ControlContext, ControlLaw, controller_step
 
 __all__ = ["BangBang", "bangbang_step"]
 
@@ -38,14 +40,32 @@ def bangbang_step(params, state, meas):
     return state[0]
 
 
-def BangBang(step: float, deadband: float = 0) -> Controller:  # noqa: N802
+@dataclass(frozen=True)
+class BangBang(ControlLaw):
     """A bang-bang controller.
 
     Args:
-        step: how far the desired correction moves per update (relative,
-            ``1e-8`` is 10 ppb), > 0.
-        deadband: no move while ``|Σ meas| <= deadband`` (frames), >= 0.
+        step_ppb: how far the desired correction moves per update (ppb, > 0).
+        deadband: no move while ``|Σ meas| <= deadband`` (frames, >= 0).
+
+    Example:
+        >>> from tidesim.controllers import BangBang
+        >>> from tidesim.models import ElasticBuffer, System, Topology
+        >>> system = System(Topology.complete(3), offsets_ppm=[-5.0, 0.0, 5.0],
+        ...                 controller=BangBang(step_ppb=10), buffer=ElasticBuffer(depth=0))
+        >>> float(system.run(0.05).controller_state[0, 0]) > 0  # the slow node sped up
+        True
     """
-    step = check_number("step", step, lo=0, lo_open=True)
-    deadband = check_number("deadband", deadband, lo=0)
-    return Controller(bangbang_step, params=[step, deadband], state=[0.0], name="bangbang")
+
+    step_ppb: float = 10.0
+    deadband: float = 0.0
+
+    def __post_init__(self) -> None:
+        set_fields(self,
+                   step_ppb=number("controller.step_ppb", self.step_ppb, lo=0, lo_open=True),
+                   deadband=number("controller.deadband", self.deadband, lo=0))
+
+    def compile(self, context: ControlContext) -> CompiledController:
+        """``params = [step_ppb · 1e-9, deadband]``, ``state = [c = 0]``."""
+        return CompiledController(bangbang_step, params=[self.step_ppb * 1e-9, self.deadband],
+                                  state=[0.0], name="bangbang")

@@ -1,20 +1,22 @@
 """Composing controllers: run one law, then another; or stop and hold.
 
-``Sequence(first, second, after_updates)`` calls ``first`` for the node's
-first ``after_updates`` updates and ``second`` from then on::
+``Sequence(first, second, after_s)`` calls ``first`` for the node's first
+``after_updates`` updates and ``second`` from then on, where
+``after_updates = round(after_s · f_nom_hz / update_period_ticks)`` is
+taken from the system when the run starts::
 
     c = first(meas)    for updates u = 0 … after_updates − 1
     c = second(meas)   for u ≥ after_updates
 
-``Freeze(inner, after_updates)`` calls ``inner`` for ``after_updates``
-updates and then holds the last correction it returned (0 when
-``after_updates = 0``)::
+``Freeze(inner, after_s)`` calls ``inner`` for ``after_updates`` updates
+(counted the same way) and then holds the last correction it returned (0
+when ``after_updates = 0``)::
 
     c = inner(meas)    for u < after_updates
     c = c_last         for u ≥ after_updates
 
-Each composite is itself a :class:`~tidesim.controllers.Controller`, so they
-nest (``Freeze(Sequence(a, b, 100), 5000)``) and any controller can be a part,
+Each composite is itself a :class:`~tidesim.controllers.ControlLaw`, so they
+nest (``Freeze(Sequence(a, b, 0.02), 1.0)``) and any controller can be a part,
 including your own. One state vector holds everything::
 
     Sequence state  = [u, c_last, *first.state, *second.state]
@@ -42,8 +44,16 @@ could only compose the built-in laws.
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ._contract import Controller, controller_step
+from dataclasses import dataclass
+
+from .._checks import number, set_fields
+from ._contract import (
+    CompiledController,
+    ControlContext,
+    ControlLaw,
+    control_law,
+    controller_step,
+)
 
 __all__ = ["Freeze", "Sequence"]
 
@@ -93,45 +103,80 @@ def _freeze_step(inner_step):
     return step
 
 
-def _updates(name: str, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"controller.{name}", value, "must be an integer >= 0")
-    return int(value)
-
-
-def _part(name: str, value) -> Controller:
-    if not isinstance(value, Controller):
-        raise ConfigError(f"controller.{name}", value, "must be a Controller")
-    return value
-
-
-def Sequence(first: Controller, second: Controller, after_updates: int) -> Controller:  # noqa: N802
-    """``first`` for the first ``after_updates`` updates of a node, then ``second``.
+@dataclass(frozen=True)
+class Sequence(ControlLaw):
+    """``first`` for a node's first ``after_s`` seconds of updates, then ``second``.
 
     Args:
         first: the controller used first.
-        second: the controller used from update ``after_updates`` on (it
-            starts from its own initial state).
-        after_updates: number of updates of ``first`` (>= 0).
+        second: the controller used from then on (it starts from its own
+            initial state).
+        after_s: how long ``first`` runs (s, >= 0), counted in the node's
+            updates from its start: ``round(after_s · f_nom_hz /
+            update_period_ticks)`` of them.
+
+    Example:
+        >>> from tidesim.controllers import BangBang, Pump, Sequence
+        >>> from tidesim.models import ElasticBuffer, System, Topology
+        >>> ctl = Sequence(BangBang(step_ppb=10), Pump(kp=2e-7), after_s=0.02)
+        >>> system = System(Topology.complete(3), offsets_ppm=[-5.0, 0.0, 5.0],
+        ...                 controller=ctl, buffer=ElasticBuffer(depth=0))
+        >>> system.compile_controller().params[0]  # 20 ms of 200 µs updates
+        np.float64(100.0)
+        >>> system.run(0.05).controller_state[0, 0]  # updates counted
+        np.float64(250.0)
     """
-    first = _part("first", first)
-    second = _part("second", second)
-    after = _updates("after_updates", after_updates)
-    params = [after, first.params.size, first.n_state, second.params.size, second.n_state,
-              *first.params, *second.params]
-    state = [0.0, 0.0, *first.state, *second.state]
-    return Controller(_sequence_step(first.step, second.step), params=params, state=state,
-                      name=f"sequence({first.name}, {second.name})")
+
+    first: ControlLaw
+    second: ControlLaw
+    after_s: float
+
+    def __post_init__(self) -> None:
+        control_law("controller.first", self.first)
+        control_law("controller.second", self.second)
+        set_fields(self, after_s=number("controller.after_s", self.after_s, lo=0))
+
+    def compile(self, context: ControlContext) -> CompiledController:
+        """Both parts compiled, behind one step (see the module docs for the layout)."""
+        first, second = self.first.compile(context), self.second.compile(context)
+        params = [context.updates(self.after_s), first.params.size, first.n_state,
+                  second.params.size, second.n_state, *first.params, *second.params]
+        state = [0.0, 0.0, *first.state, *second.state]
+        return CompiledController(_sequence_step(first.step, second.step), params=params,
+                                  state=state, name=f"sequence({first.name}, {second.name})")
 
 
-def Freeze(inner: Controller, after_updates: int) -> Controller:  # noqa: N802
-    """``inner`` for ``after_updates`` updates of a node, then hold its last correction.
+@dataclass(frozen=True)
+class Freeze(ControlLaw):
+    """``inner`` for a node's first ``after_s`` seconds of updates, then hold its last correction.
 
     Args:
         inner: the controller to run, then stop.
-        after_updates: number of updates before the hold (>= 0).
+        after_s: how long it runs (s, >= 0), counted in the node's updates
+            from its start, as for :class:`Sequence`.
+
+    Example:
+        >>> from tidesim.controllers import Freeze, P
+        >>> from tidesim.models import ElasticBuffer, System, Topology
+        >>> system = System(Topology.complete(3), offsets_ppm=[-5.0, 0.0, 5.0],
+        ...                 controller=Freeze(P(kp=4e-7), after_s=0.01),
+        ...                 buffer=ElasticBuffer(depth=0))
+        >>> trace = system.run(0.05)
+        >>> held = trace.samp_c[0, 50 : trace.n_samp[0]]
+        >>> bool((held == held[0]).all())  # held from the 50th update on
+        True
     """
-    inner = _part("inner", inner)
-    after = _updates("after_updates", after_updates)
-    return Controller(_freeze_step(inner.step), params=[after, *inner.params],
-                      state=[0.0, 0.0, *inner.state], name=f"freeze({inner.name})")
+
+    inner: ControlLaw
+    after_s: float
+
+    def __post_init__(self) -> None:
+        control_law("controller.inner", self.inner)
+        set_fields(self, after_s=number("controller.after_s", self.after_s, lo=0))
+
+    def compile(self, context: ControlContext) -> CompiledController:
+        """``params = [after_updates, *inner.params]``, ``state = [u, c_last, *inner.state]``."""
+        inner = self.inner.compile(context)
+        return CompiledController(_freeze_step(inner.step),
+                                  params=[context.updates(self.after_s), *inner.params],
+                                  state=[0.0, 0.0, *inner.state], name=f"freeze({inner.name})")

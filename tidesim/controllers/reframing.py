@@ -43,18 +43,25 @@ phases (a tree, or a graph whose links all came up at the same time); on a
 graph with cycles whose links came up at different times, the counts around
 a cycle keep what accumulated between those link-up times.
 
-The per-link state is sized for ``max_degree`` links; a node with more
-incoming links returns NaN, which stops the run with a ``SimulationFault``.
+``window_updates``, ``wait_updates`` and ``ramp_updates`` are the durations
+``window_s``, ``wait_s`` and ``ramp_s`` in updates of the node,
+``round(seconds · f_nom_hz / update_period_ticks)``.
+
+The per-link state is sized for ``max_degree`` links, the system's largest
+in-degree; a node with more incoming links returns NaN, which stops the run
+with a ``SimulationFault``.
 When the set of links that are up changes, every detector restarts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..errors import ConfigError
-from ._contract import Controller, controller_step
-from .proportional import p_step, pump_step
+from .._checks import instance, integer, number, set_fields
+from ._contract import CompiledController, ControlContext, ControlLaw, controller_step
+from .proportional import P, Pump
 
 __all__ = ["REFRAMING_PHASES", "Reframing", "reframing_step"]
 
@@ -122,46 +129,57 @@ def reframing_step(params, state, meas):
     return c
 
 
-def _count(name: str, value, lo: int = 0) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
-        raise ConfigError(f"controller.{name}", value, f"must be an integer >= {lo}")
-    return int(value)
-
-
-def Reframing(  # noqa: N802
-    inner: Controller,
-    margin: int = 4,
-    window_updates: int = 10_000,
-    wait_updates: int = 5_000,
-    ramp_updates: int = 25_000,
-    max_degree: int = 16,
-) -> Controller:
+@dataclass(frozen=True)
+class Reframing(ControlLaw):
     """Wrap a proportional law (``P`` or ``Pump``) with reframing.
 
-    Defaults are the rig's at one update per 200 µs: a 2 s stability window,
-    1 s of wait and a 5 s ramp.
+    Defaults are the rig's: its stability detector (±4 frames for 2 s),
+    1 s of wait and a 5 s ramp. Durations become a node's updates at the
+    system's nominal frequency, ``round(seconds · f_nom_hz /
+    update_period_ticks)``, and the per-link state is sized for the system's
+    largest in-degree, both when the run starts.
 
     Args:
-        inner: ``P(kp)`` or ``Pump(kp, target)``; its gain and target are used.
+        inner: ``P(kp)`` or ``Pump(kp, target_ppm)``; its gain and target are used.
         margin: a link is stable while its count stays within ±margin frames
-            of its reference.
-        window_updates: ... for this many consecutive updates.
-        wait_updates: updates between the first all-stable update and the switch.
-        ramp_updates: updates over which the count reference slides to 0
-            (0: at once).
-        max_degree: the most incoming links of a node (the per-link state is
-            sized for it); pass ``topology.degree().max()``.
+            of its reference (>= 0).
+        window_s: ... for this long (s, >= 0).
+        wait_s: time between the first all-stable update and the switch (s, >= 0).
+        ramp_s: time over which the count reference slides to 0 (s, >= 0;
+            0: at once).
+
+    Example:
+        >>> from tidesim.controllers import P, Reframing
+        >>> from tidesim.models import ElasticBuffer, System, Topology
+        >>> ctl = Reframing(P(kp=1.25e-5), window_s=0.5, wait_s=0.1, ramp_s=0.5)
+        >>> system = System(Topology.complete(3), f_nom_hz=1e6, update_period_ticks=200,
+        ...                 offsets_ppm=[-250.0, 62.5, 250.0], controller=ctl,
+        ...                 buffer=ElasticBuffer(depth=32))
+        >>> system.compile_controller().params.tolist()  # updates of 200 µs, degree 2
+        [1.25e-05, 0.0, 4.0, 2500.0, 500.0, 2500.0, 2.0]
+        >>> system.run(3.0).controller_state[:, 0].tolist()  # every node reframed
+        [2.0, 2.0, 2.0]
     """
-    if not isinstance(inner, Controller) or inner.step not in (p_step, pump_step):
-        raise ConfigError("controller.inner", inner, "must be a P or Pump controller")
-    kp = float(inner.params[0])
-    target = float(inner.params[1]) if inner.step is pump_step else 0.0
-    margin = _count("margin", margin)
-    window_updates = _count("window_updates", window_updates)
-    wait_updates = _count("wait_updates", wait_updates)
-    ramp_updates = _count("ramp_updates", ramp_updates)
-    max_degree = _count("max_degree", max_degree, lo=1)
-    params = [kp, target, margin, window_updates, wait_updates, ramp_updates, max_degree]
-    state = np.zeros(_LINKS + 2 * max_degree)
-    state[_NLINKS] = -1.0  # no links seen yet
-    return Controller(reframing_step, params=params, state=state, name="reframing")
+
+    inner: P | Pump
+    margin: int = 4
+    window_s: float = 2.0
+    wait_s: float = 1.0
+    ramp_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        instance("controller.inner", self.inner, (P, Pump), "a P or Pump controller")
+        set_fields(self, margin=integer("controller.margin", self.margin, lo=0),
+                   window_s=number("controller.window_s", self.window_s, lo=0),
+                   wait_s=number("controller.wait_s", self.wait_s, lo=0),
+                   ramp_s=number("controller.ramp_s", self.ramp_s, lo=0))
+
+    def compile(self, context: ControlContext) -> CompiledController:
+        """``params = [kp, target, margin, window, wait, ramp (updates), max_degree]``."""
+        target = self.inner.target if isinstance(self.inner, Pump) else 0.0
+        max_degree = max(1, context.max_in_degree)
+        params = [self.inner.kp, target, self.margin, context.updates(self.window_s),
+                  context.updates(self.wait_s), context.updates(self.ramp_s), max_degree]
+        state = np.zeros(_LINKS + 2 * max_degree)
+        state[_NLINKS] = -1.0  # no links seen yet
+        return CompiledController(reframing_step, params=params, state=state, name="reframing")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import integer, number
 from .._jit import njit
 from ..errors import ConfigError
 from ._detector import stability_update
@@ -75,12 +76,11 @@ def stability(
     if c.size and not is_int and not np.array_equal(c, np.round(c)):
         raise ConfigError("stability.counts", c.dtype.name, "must be integers")
     c = c.astype(np.int64)
-    if not isinstance(margin, (int, np.integer)) or isinstance(margin, bool) or margin < 0:
-        raise ConfigError("stability.margin", margin, "must be an integer >= 0")
-    if not (window_s >= 0):
-        raise ConfigError("stability.window_s", window_s, "must be >= 0")
+    margin = integer("stability.margin", margin, lo=0)
+    window_s = number("stability.window_s", window_s, lo=0)
     if start_s is None:
         start_s = float(t[0]) if t.size else 0.0
+    start_s = number("stability.start_s", start_s)
     stable = np.zeros(c.size, dtype=bool)
     settled = np.zeros(c.size, dtype=bool)
     reference = np.zeros(c.size, dtype=np.int64)

@@ -1,12 +1,25 @@
 """Small value types describing the parts of a bittide node and link.
 
 Every quantity carries its unit in its name (``step_ppb``, ``window_s``).
+Each is a frozen dataclass that checks its fields when built, naming them as
+a config does:
+
+    >>> from tidesim.models import Actuator, ElasticBuffer, Stability
+    >>> ElasticBuffer(depth=32).reference_frames
+    16
+    >>> Stability(margin=4, window_s=2)
+    Stability(margin=4, window_s=2.0)
+    >>> Actuator("quantized", step_ppb=0)
+    Traceback (most recent call last):
+    ...
+    tidesim.errors.ConfigError: actuator.step_ppb: must be > 0, got 0
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._checks import choice, instance, integer, is_integer, number, set_fields
 from ..errors import ConfigError
 
 __all__ = ["Actuator", "Adjustment", "ElasticBuffer", "Stability"]
@@ -14,6 +27,8 @@ __all__ = ["Actuator", "Adjustment", "ElasticBuffer", "Stability"]
 ACTUATOR_KINDS = ("continuous", "quantized")
 MEASURE_KINDS = ("buffer", "ddc")
 ARM_KINDS = ("link_up", "stable", "all_stable")
+MAX_ADJUST_FRAMES = 1 << 30
+"""Largest ``|frames|`` of one :class:`Adjustment`."""
 
 
 @dataclass(frozen=True)
@@ -29,10 +44,8 @@ class Actuator:
     step_ppb: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ACTUATOR_KINDS:
-            raise ConfigError("actuator.kind", self.kind, f"must be one of {list(ACTUATOR_KINDS)}")
-        if not (self.step_ppb > 0):
-            raise ConfigError("actuator.step_ppb", self.step_ppb, "must be > 0")
+        choice("actuator.kind", self.kind, ACTUATOR_KINDS)
+        set_fields(self, step_ppb=number("actuator.step_ppb", self.step_ppb, lo=0, lo_open=True))
 
 
 @dataclass(frozen=True)
@@ -42,11 +55,26 @@ class Adjustment:
     ``frames > 0`` suppresses that many reads (the buffer fills); ``frames < 0``
     drops that many writes (it drains). Issued at the receiver's first sample
     at or after ``at_s``; it changes the link's logical latency by ``frames``.
+
+    Attributes:
+        link: index of the link (``topology.link_index(src, dst)``); the
+            :class:`~tidesim.models.System` checks it against its topology.
+        at_s: when to issue it (s, >= 0).
+        frames: non-zero, at most ``2**30`` either way.
     """
 
     link: int
     at_s: float
     frames: int
+
+    def __post_init__(self) -> None:
+        link = integer("buffer.adjust.link", self.link, lo=0)
+        at_s = number("buffer.adjust.at_s", self.at_s, lo=0)
+        frames = integer("buffer.adjust.frames", self.frames,
+                         lo=-MAX_ADJUST_FRAMES, hi=MAX_ADJUST_FRAMES)
+        if frames == 0:
+            raise ConfigError("buffer.adjust.frames", self.frames, "must be a non-zero integer")
+        set_fields(self, link=link, at_s=at_s, frames=frames)
 
 
 @dataclass(frozen=True)
@@ -62,10 +90,8 @@ class Stability:
     window_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.margin, int) or self.margin < 0:
-            raise ConfigError("stability.margin", self.margin, "must be an integer >= 0")
-        if not (self.window_s >= 0):
-            raise ConfigError("stability.window_s", self.window_s, "must be >= 0")
+        set_fields(self, margin=integer("stability.margin", self.margin, lo=0),
+                   window_s=number("stability.window_s", self.window_s, lo=0))
 
 
 @dataclass(frozen=True)
@@ -98,21 +124,25 @@ class ElasticBuffer:
 
     def __post_init__(self) -> None:
         d = self.depth
-        if not isinstance(d, int) or isinstance(d, bool) or d < 0 or (d & (d - 1)) != 0:
+        if not is_integer(d) or d < 0 or (d & (d - 1)) != 0:
             raise ConfigError("buffer.depth", d, "must be a power of two (or 0 for ideal)")
         if d == 1:
             raise ConfigError("buffer.depth", d, "must be >= 2")
-        if self.reference is not None:
-            if not isinstance(self.reference, int) or isinstance(self.reference, bool):
-                raise ConfigError("buffer.reference", self.reference, "must be an integer")
-            if d and not (0 <= self.reference <= d):
-                raise ConfigError("buffer.reference", self.reference, f"must be in [0, {d}]")
-        if self.arm not in ARM_KINDS:
-            raise ConfigError("buffer.arm", self.arm, f"must be one of {list(ARM_KINDS)}")
-        if self.auto_centre is not None and (
-            not isinstance(self.auto_centre, int) or self.auto_centre < 0
-        ):
-            raise ConfigError("buffer.auto_centre", self.auto_centre, "must be an integer >= 0")
+        reference = self.reference
+        if reference is not None:
+            reference = integer("buffer.reference", reference, lo=0 if d else None,
+                                hi=int(d) if d else None)
+        choice("buffer.arm", self.arm, ARM_KINDS)
+        auto_centre = self.auto_centre
+        if auto_centre is not None:
+            auto_centre = integer("buffer.auto_centre", auto_centre, lo=0)
+        if not isinstance(self.adjustments, (tuple, list)):
+            raise ConfigError("buffer.adjust", self.adjustments,
+                              "must be a sequence of Adjustment")
+        adjustments = tuple(instance(f"buffer.adjust[{i}]", a, Adjustment, "an Adjustment")
+                            for i, a in enumerate(self.adjustments))
+        set_fields(self, depth=int(d), reference=reference, auto_centre=auto_centre,
+                   adjustments=adjustments)
 
     @property
     def reference_frames(self) -> int:

@@ -130,13 +130,13 @@ class Simulation:
         self._epoch = -10.0 * self._lat_max
 
         # --- parameters
-        ctl = system.controller
+        ctl = system.compile_controller()
         if ctl is not None:
             step, cparams, cstate = ctl.step, ctl.params.copy(), ctl.initial_states(n)
         else:
-            from ..controllers.pi import pi_step
+            from ..controllers._contract import no_control_step
 
-            step, cparams, cstate = pi_step, np.zeros(3), np.zeros((n, 1))
+            step, cparams, cstate = no_control_step, np.zeros(3), np.zeros((n, 1))
         if cparams.size == 0:
             cparams = np.zeros(1)
         self._step = step

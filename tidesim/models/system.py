@@ -18,14 +18,12 @@ the same system and arguments give bit-identical traces.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import numpy as np
 
-from ..controllers._contract import Controller
+from .._checks import choice, instance, integer, number, per_node, text
+from ..controllers._contract import CompiledController, ControlContext, ControlLaw
 from ..errors import ConfigError
-from .parts import MEASURE_KINDS, Actuator, Adjustment, ElasticBuffer, Stability
+from .parts import MEASURE_KINDS, Actuator, ElasticBuffer, Stability
 from .simulation import FIDELITIES, MAX_REL, Simulation, parse_record
 from .topology import Topology
 from .trace import Trace
@@ -44,40 +42,8 @@ arrives in its own cycle. Far beyond it arrivals bunch up (a 1e9 s latency at
 the frames in flight no longer fit in int64."""
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _per_node(name: str, value, n: int, *, lo=None, hi=None, hi_open=False) -> np.ndarray:
-    """Broadcast a scalar or check a per-node sequence; returns float64[n]."""
-    if _is_number(value):
-        arr = np.full(n, float(value))
-    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
-        if len(value) != n:
-            raise ConfigError(name, list(value), f"must have one entry per node ({n})")
-        for v in value:
-            if not _is_number(v):
-                raise ConfigError(name, v, "must be a number")
-        arr = np.asarray(value, dtype=np.float64).copy()
-    else:
-        raise ConfigError(name, value, "must be a number or a list with one number per node")
-    for v in arr:
-        if not math.isfinite(v):
-            raise ConfigError(name, float(v), "must be finite")
-        if lo is not None and v < lo:
-            raise ConfigError(name, float(v), f"must be >= {lo}")
-        if hi is not None and (v >= hi if hi_open else v > hi):
-            raise ConfigError(name, float(v), f"must be {'<' if hi_open else '<='} {hi}")
-    return arr
-
-
-def _int_param(name: str, value, lo: int, hi: int | None = None) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ConfigError(name, value, "must be an integer")
-    if value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ConfigError(name, value, f"must be {rng}")
-    return int(value)
+MAX_OFFSET_PPM = 1e4
+"""Largest ``|offsets_ppm|`` of a node (1 %)."""
 
 
 def _check_latency(topology: Topology, f_nom_hz: float) -> None:
@@ -103,10 +69,15 @@ class System:
         theta0: initial phase of each node in ticks, in ``[0, 1)``.
         start_s: time each node's controller starts (its links come up when
             both ends have started).
-        controller: a :class:`~tidesim.controllers.Controller`, or ``None`` for
-            free-running clocks.
-        update_period_ticks: local ticks between two samples of a node.
-        control_delay_ticks: ticks from a sample to the new frequency.
+        controller: a controller (:class:`~tidesim.controllers.PI`, ...,
+            :class:`~tidesim.controllers.Controller`: any
+            :class:`~tidesim.controllers.ControlLaw`), or ``None`` for
+            free-running clocks. It is compiled against this system when a
+            run starts (:meth:`compile_controller`).
+        update_period_ticks: local ticks between two samples of a node, in
+            ``[2, 2**26]``; the controllers take it from here.
+        control_delay_ticks: ticks from a sample to the new frequency
+            (``< update_period_ticks``).
         actuator: continuous or quantized (FINC/FDEC) actuation.
         buffer: elastic buffer configuration, shared by every link.
         measure: ``"buffer"`` (elastic-buffer counts) or ``"ddc"`` (domain
@@ -130,7 +101,7 @@ class System:
         wander_ppb_per_sqrt_s: float = 0.0,
         theta0=0.1,
         start_s=0.0,
-        controller: Controller | None = None,
+        controller: ControlLaw | None = None,
         update_period_ticks: int = 25_000,
         control_delay_ticks: int = 0,
         actuator: Actuator | None = None,
@@ -141,44 +112,39 @@ class System:
         seed: int = 0,
         name: str = "custom",
     ) -> None:
-        if not isinstance(topology, Topology):
-            raise ConfigError("topology", topology, "must be a Topology")
+        self.topology = instance("topology", topology, Topology, "a Topology")
         n = topology.n_nodes
-        self.topology = topology
-        if not _is_number(f_nom_hz) or not (0 < f_nom_hz < math.inf):
-            raise ConfigError("clock.f_nom_hz", f_nom_hz, "must be a number > 0")
-        self.f_nom_hz = float(f_nom_hz)
+        self.f_nom_hz = number("clock.f_nom_hz", f_nom_hz, lo=0, lo_open=True)
         _check_latency(topology, self.f_nom_hz)
-        self.offsets_ppm = _per_node("clock.offsets_ppm", offsets_ppm, n, lo=-1e4, hi=1e4)
-        self.drift_ppb_per_s = _per_node("clock.drift_ppb_per_s", drift_ppb_per_s, n)
-        if not _is_number(wander_ppb_per_sqrt_s) or not (0 <= wander_ppb_per_sqrt_s < math.inf):
-            raise ConfigError("clock.wander_ppb_per_sqrt_s", wander_ppb_per_sqrt_s, "must be >= 0")
-        self.wander_ppb_per_sqrt_s = float(wander_ppb_per_sqrt_s)
-        self.theta0 = _per_node("clock.theta0", theta0, n, lo=0.0, hi=1.0, hi_open=True)
-        self.start_s = _per_node("clock.start_s", start_s, n, lo=0.0)
-        if controller is not None and not isinstance(controller, Controller):
-            raise ConfigError("controller", controller, "must be a Controller or None")
+        self.offsets_ppm = per_node("clock.offsets_ppm", offsets_ppm, n,
+                                    lo=-MAX_OFFSET_PPM, hi=MAX_OFFSET_PPM)
+        self.drift_ppb_per_s = per_node("clock.drift_ppb_per_s", drift_ppb_per_s, n)
+        self.wander_ppb_per_sqrt_s = number("clock.wander_ppb_per_sqrt_s",
+                                            wander_ppb_per_sqrt_s, lo=0)
+        self.theta0 = per_node("clock.theta0", theta0, n, lo=0.0, hi=1.0, hi_open=True)
+        self.start_s = per_node("clock.start_s", start_s, n, lo=0.0)
+        if controller is not None:
+            instance("controller", controller, ControlLaw,
+                     "a controller (PI, P, Pump, ..., Controller) or None")
         self.controller = controller
-        self.update_period_ticks = _int_param(
-            "control.update_period_ticks", update_period_ticks, 2, _MAX_PERIOD_TICKS)
-        self.control_delay_ticks = _int_param(
-            "control.delay_ticks", control_delay_ticks, 0, self.update_period_ticks - 1)
-        self.actuator = actuator if actuator is not None else Actuator()
-        self.buffer = buffer if buffer is not None else ElasticBuffer()
-        if measure not in MEASURE_KINDS:
-            raise ConfigError("control.measure", measure, f"must be one of {list(MEASURE_KINDS)}")
-        self.measure = measure
-        if sample_at not in SAMPLE_AT:
-            raise ConfigError("control.sample_at", sample_at, f"must be one of {list(SAMPLE_AT)}")
-        self.sample_at = sample_at
-        self.stability = stability if stability is not None else Stability()
-        self.seed = _int_param("seed", seed, 0)
-        self.name = name
-        for a in self.buffer.adjustments:
-            if not isinstance(a, Adjustment):
-                raise ConfigError("buffer.adjust", a, "must be an Adjustment")
-            _int_param("buffer.adjust.link", a.link, 0, topology.links.shape[0] - 1)
-            _int_param("buffer.adjust.frames", a.frames, -(1 << 30), 1 << 30)
+        self.update_period_ticks = integer("control.update_period_ticks", update_period_ticks,
+                                           lo=2, hi=_MAX_PERIOD_TICKS)
+        self.control_delay_ticks = integer("control.delay_ticks", control_delay_ticks, lo=0)
+        if self.control_delay_ticks >= self.update_period_ticks:
+            raise ConfigError("control.delay_ticks", control_delay_ticks,
+                              f"must be < control.update_period_ticks ({self.update_period_ticks})")
+        self.actuator = Actuator() if actuator is None else instance(
+            "actuator", actuator, Actuator, "an Actuator")
+        self.buffer = ElasticBuffer() if buffer is None else instance(
+            "buffer", buffer, ElasticBuffer, "an ElasticBuffer")
+        self.measure = choice("control.measure", measure, MEASURE_KINDS)
+        self.sample_at = choice("control.sample_at", sample_at, SAMPLE_AT)
+        self.stability = Stability() if stability is None else instance(
+            "stability", stability, Stability, "a Stability")
+        self.seed = integer("seed", seed, lo=0)
+        self.name = text("name", name)
+        for i, a in enumerate(self.buffer.adjustments):
+            integer(f"buffer.adjust[{i}].link", a.link, lo=0, hi=topology.n_links - 1)
 
     @property
     def n_nodes(self) -> int:
@@ -190,6 +156,29 @@ class System:
         links = self.topology.links
         return np.maximum(self.start_s[links[:, 0]], self.start_s[links[:, 1]])
 
+    @property
+    def control_context(self) -> ControlContext:
+        """What the controller is compiled against: update period, ``f_nom_hz``, in-degree."""
+        return ControlContext(update_period_ticks=self.update_period_ticks,
+                              f_nom_hz=self.f_nom_hz,
+                              max_in_degree=int(self.topology.degree().max()))
+
+    def compile_controller(self) -> CompiledController | None:
+        """The controller's step, parameters and initial state for this system.
+
+        Durations in seconds become node updates,
+        ``round(seconds · f_nom_hz / update_period_ticks)``; per-link state is
+        sized for the topology's largest in-degree.
+
+        Returns:
+            The compiled controller, or ``None`` for free-running clocks.
+        """
+        if self.controller is None:
+            return None
+        compiled = self.controller.compile(self.control_context)
+        return instance("controller", compiled, CompiledController,
+                        "a controller whose compile() returns a CompiledController")
+
     def check_until(self, until_s: float | None = None, until_cycles: int | None = None
                     ) -> float:
         """An end time in seconds from ``until_s`` or ``until_cycles``, checked.
@@ -198,16 +187,16 @@ class System:
             ConfigError: neither or both given, not a positive number, or so far
                 that the clocks' edge numbers would overflow (2**62 cycles).
         """
-        if (until_s is None) == (until_cycles is None):
-            raise ConfigError("run.until_s", until_s,
-                              "exactly one of until_s and until_cycles is required")
+        if until_s is None and until_cycles is None:
+            raise ConfigError("run.until_s", None, "is required (or run.until_cycles)")
+        if until_s is not None and until_cycles is not None:
+            raise ConfigError("run.until_cycles", until_cycles,
+                              "must not be given together with run.until_s")
         if until_cycles is not None:
-            until = _int_param("run.until_cycles", until_cycles, 1) / self.f_nom_hz
+            until = integer("run.until_cycles", until_cycles, lo=1) / self.f_nom_hz
             field, value = "run.until_cycles", until_cycles
         else:
-            if not _is_number(until_s) or not (0 < until_s < math.inf):
-                raise ConfigError("run.until_s", until_s, "must be a number > 0")
-            until = float(until_s)
+            until = number("run.until_s", until_s, lo=0, lo_open=True)
             field, value = "run.until_s", until_s
         limit = _MAX_EDGE / (self.f_nom_hz * (1 + MAX_REL))
         if not until < limit:
@@ -215,6 +204,26 @@ class System:
                               f"must be below 2**62 cycles of the clocks ({limit:.3g} s at "
                               f"clock.f_nom_hz = {self.f_nom_hz:.6g})")
         return until
+
+    def check_run(self, until_s: float | None = None, until_cycles: int | None = None, *,
+                  fidelity: str = "event", record="full") -> float:
+        """Check the arguments of :meth:`run` without running.
+
+        Returns:
+            The end time in seconds.
+
+        Raises:
+            ConfigError: as :meth:`run` would, before simulating anything.
+        """
+        until = self.check_until(until_s, until_cycles)
+        self._start_options(fidelity, record)
+        return until
+
+    @staticmethod
+    def _start_options(fidelity: str, record) -> int:
+        """Check ``fidelity`` and ``record``; returns every how many samples to record."""
+        choice("run.fidelity", fidelity, FIDELITIES)
+        return parse_record(record)
 
     def start(self, *, fidelity: str = "event", record="full", stop_on_fault: bool = False,
               record_controller_state: bool = False) -> Simulation:
@@ -234,9 +243,8 @@ class System:
         Returns:
             A :class:`~tidesim.models.Simulation` at ``t = 0``.
         """
-        if fidelity not in FIDELITIES:
-            raise ConfigError("run.fidelity", fidelity, f"must be one of {list(FIDELITIES)}")
-        return Simulation(self, fidelity=fidelity, every=parse_record(record),
+        every = self._start_options(fidelity, record)
+        return Simulation(self, fidelity=fidelity, every=every,
                           stop_on_fault=bool(stop_on_fault),
                           record_controller_state=bool(record_controller_state))
 

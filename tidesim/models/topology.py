@@ -26,12 +26,12 @@ Latency can be given (``latency_s``) as
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 
+from .._checks import instance, integer, is_integer, is_number, number, text
 from ..errors import ConfigError
 
 __all__ = ["Topology", "TOPOLOGY_KINDS", "make_topology"]
@@ -69,23 +69,6 @@ LatencySpec = float | Sequence[float] | np.ndarray | Mapping[str, object] | None
 # --------------------------------------------------------------------------- helpers
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
-
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
-
-
-def _int_param(field: str, value: object, minimum: int) -> int:
-    """Check that ``value`` is an integer ``>= minimum`` and return it as ``int``."""
-    if not _is_int(value):
-        raise ConfigError(field, value, "must be an integer")
-    if value < minimum:
-        raise ConfigError(field, value, f"must be >= {minimum}")
-    return int(value)
-
-
 def _check_size(field: str, value: object, n_nodes: int, n_edges: int) -> None:
     """Refuse a topology larger than ``MAX_NODES`` nodes or ``MAX_EDGES`` edges."""
     if n_nodes > MAX_NODES or n_edges > MAX_EDGES:
@@ -97,23 +80,11 @@ def _check_size(field: str, value: object, n_nodes: int, n_edges: int) -> None:
         )
 
 
-def _check_seed(seed: object) -> int:
-    if not _is_int(seed):
-        raise ConfigError("topology.seed", seed, "must be an integer")
-    if seed < 0:
-        raise ConfigError("topology.seed", seed, "must be >= 0")
-    return int(seed)
-
-
-def _latency_number(field: str, x: object, where: str = "") -> float:
-    """Check one latency (seconds): a finite number ``>= 0``."""
+def _latency(field: str, x: object) -> float:
+    """One latency (seconds): a finite number ``>= 0``."""
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x.item()
-    if not _is_number(x) or not math.isfinite(x):
-        raise ConfigError(field, x, "must be a number" + where)
-    if x < 0:
-        raise ConfigError(field, x, "must be >= 0" + where)
-    return float(x)
+    return number(field, x, lo=0)
 
 
 def _edge_latencies(latency_s: LatencySpec, n_edges: int, seed: int) -> np.ndarray:
@@ -125,8 +96,8 @@ def _edge_latencies(latency_s: LatencySpec, n_edges: int, seed: int) -> np.ndarr
         return _draw_latencies(latency_s, n_edges, seed)
     if isinstance(latency_s, np.ndarray) and latency_s.ndim == 0:
         latency_s = latency_s.item()
-    if isinstance(latency_s, (bool, np.bool_)) or _is_number(latency_s):
-        return np.full(n_edges, _latency_number(field, latency_s), dtype=np.float64)
+    if isinstance(latency_s, (bool, np.bool_)) or is_number(latency_s):
+        return np.full(n_edges, _latency(field, latency_s), dtype=np.float64)
     if isinstance(latency_s, np.ndarray) or (
         isinstance(latency_s, Sequence) and not isinstance(latency_s, (str, bytes))
     ):
@@ -137,7 +108,7 @@ def _edge_latencies(latency_s: LatencySpec, n_edges: int, seed: int) -> np.ndarr
             raise ConfigError(field, latency_s, f"must have one entry per edge ({n_edges})")
         out = np.empty(n_edges, dtype=np.float64)
         for i, x in enumerate(values):
-            out[i] = _latency_number(field, x, f" (edge {i})")
+            out[i] = _latency(f"{field}[{i}]", x)
         return out
     raise ConfigError(
         field,
@@ -163,7 +134,7 @@ def _draw_latencies(spec: Mapping[str, object], n_edges: int, seed: int) -> np.n
         field = f"topology.latency_s.{key}"
         if key not in spec:
             raise ConfigError(field, None, f"is required for distribution '{dist}'")
-        values[key] = _latency_number(field, spec[key])
+        values[key] = _latency(field, spec[key])
     rng = np.random.default_rng(seed)
     if dist == "uniform":
         low, high = values["low_s"], values["high_s"]
@@ -237,11 +208,9 @@ class Topology:
             ConfigError: the graph has fewer than 2 nodes, a self-loop, is not
                 connected or is too large, or ``latency_s``/``seed`` is invalid.
         """
-        if not isinstance(name, str) or not name:
-            raise ConfigError("topology.name", name, "must be a non-empty string")
-        if not isinstance(graph, nx.Graph):
-            raise ConfigError("topology.graph", graph, "must be a networkx Graph or DiGraph")
-        seed = _check_seed(seed)
+        text("topology.name", name)
+        instance("topology.graph", graph, nx.Graph, "a networkx Graph or DiGraph")
+        seed = integer("topology.seed", seed, lo=0)
         g = nx.Graph(graph.to_undirected(as_view=True) if graph.is_directed() else graph)
         if g.number_of_nodes() < 2:
             raise ConfigError("topology", name, "must have at least 2 nodes")
@@ -305,7 +274,7 @@ class Topology:
             ConfigError: ``(src, dst)`` is not a link of the topology.
         """
         n = self.n_nodes
-        if _is_int(src) and _is_int(dst) and 0 <= src < n and 0 <= dst < n:
+        if is_integer(src) and is_integer(dst) and 0 <= src < n and 0 <= dst < n:
             key = int(dst) * n + int(src)
             pos = int(np.searchsorted(self._keys, key))
             if pos < len(self._keys) and self._keys[pos] == key:
@@ -397,7 +366,7 @@ class Topology:
                 isinstance(e, (Sequence, np.ndarray))
                 and not isinstance(e, (str, bytes))
                 and len(e) == 2
-                and all(_is_int(x) and x >= 0 for x in e)
+                and all(is_integer(x) and x >= 0 for x in e)
             )
             if not ok:
                 raise ConfigError(field, e, f"must be a pair of non-negative integers (entry {i})")
@@ -409,7 +378,7 @@ class Topology:
         if n is None:
             n = top
         else:
-            n = _int_param("topology.n", n, 2)
+            n = integer("topology.n", n, lo=2)
             if top > n:
                 bad = next(p for p in pairs if max(p) >= n)
                 raise ConfigError(field, list(bad), f"must name nodes < n ({n})")
@@ -425,7 +394,7 @@ class Topology:
         cls, n: int, *, latency_s: LatencySpec = DEFAULT_LATENCY_S, seed: int = 0
     ) -> Topology:
         """Complete graph: every pair of the ``n >= 2`` nodes is joined (``n(n-1)/2`` edges)."""
-        n = _int_param("topology.n", n, 2)
+        n = integer("topology.n", n, lo=2)
         _check_size("topology.n", n, n, n * (n - 1) // 2)
         return cls(nx.complete_graph(n), f"complete-{n}", latency_s=latency_s, seed=seed)
 
@@ -434,28 +403,28 @@ class Topology:
         cls, n: int, *, latency_s: LatencySpec = DEFAULT_LATENCY_S, seed: int = 0
     ) -> Topology:
         """Ring of ``n >= 3`` nodes: ``i`` is joined to ``i + 1 mod n`` (``n`` edges)."""
-        n = _int_param("topology.n", n, 3)
+        n = integer("topology.n", n, lo=3)
         _check_size("topology.n", n, n, n)
         return cls(nx.cycle_graph(n), f"cycle-{n}", latency_s=latency_s, seed=seed)
 
     @classmethod
     def line(cls, n: int, *, latency_s: LatencySpec = DEFAULT_LATENCY_S, seed: int = 0) -> Topology:
         """Path of ``n >= 2`` nodes: ``i`` is joined to ``i + 1`` (``n - 1`` edges)."""
-        n = _int_param("topology.n", n, 2)
+        n = integer("topology.n", n, lo=2)
         _check_size("topology.n", n, n, n - 1)
         return cls(nx.path_graph(n), f"line-{n}", latency_s=latency_s, seed=seed)
 
     @classmethod
     def star(cls, k: int, *, latency_s: LatencySpec = DEFAULT_LATENCY_S, seed: int = 0) -> Topology:
         """Star: hub node 0 joined to ``k >= 1`` leaves ``1..k`` (``k + 1`` nodes, ``k`` edges)."""
-        k = _int_param("topology.k", k, 1)
+        k = integer("topology.k", k, lo=1)
         _check_size("topology.k", k, k + 1, k)
         return cls(nx.star_graph(k), f"star-{k}", latency_s=latency_s, seed=seed)
 
     @classmethod
     def _grid(cls, kind: str, rows: int, cols: int, latency_s: LatencySpec, seed: int) -> Topology:
-        rows = _int_param("topology.rows", rows, 1)
-        cols = _int_param("topology.cols", cols, 1)
+        rows = integer("topology.rows", rows, lo=1)
+        cols = integer("topology.cols", cols, lo=1)
         if rows * cols < 2:
             raise ConfigError("topology.cols", cols, "must make rows * cols >= 2")
         _check_size(
@@ -506,7 +475,7 @@ class Topology:
         sizes = list(dims.tolist() if isinstance(dims, np.ndarray) else dims)
         if len(sizes) not in (2, 3):
             raise ConfigError(field, dims, "must be a list of 2 or 3 integers")
-        if not all(_is_int(s) and s >= 2 for s in sizes):
+        if not all(is_integer(s) and s >= 2 for s in sizes):
             raise ConfigError(field, dims, "must have every entry an integer >= 2")
         sizes = [int(s) for s in sizes]
         n = math.prod(sizes)
@@ -523,7 +492,7 @@ class Topology:
 
         Node ``i`` is joined to every node whose index differs from ``i`` in one bit.
         """
-        d = _int_param("topology.d", d, 1)
+        d = integer("topology.d", d, lo=1)
         if d > 30:
             raise ConfigError("topology.d", d, f"must give at most {MAX_NODES} nodes")
         _check_size("topology.d", d, 2**d, d * 2 ** (d - 1))
@@ -544,8 +513,8 @@ class Topology:
             depth: number of levels below the root, ``>= 1``.
             branching: children per inner node, ``>= 2``.
         """
-        depth = _int_param("topology.depth", depth, 1)
-        branching = _int_param("topology.branching", branching, 2)
+        depth = integer("topology.depth", depth, lo=1)
+        branching = integer("topology.branching", branching, lo=2)
         n, level = 1, 1
         for _ in range(depth):
             level *= branching
@@ -575,7 +544,7 @@ class Topology:
         ``networkx.barbell_graph(k, 0)``: cliques ``0..k-1`` and ``k..2k-1``,
         bridge ``(k-1, k)``; ``2k`` nodes, ``k(k-1) + 1`` edges.
         """
-        k = _int_param("topology.k", k, 2)
+        k = integer("topology.k", k, lo=2)
         _check_size("topology.k", k, 2 * k, k * (k - 1) + 1)
         return cls(nx.barbell_graph(k, 0), f"dumbbell-{k}", latency_s=latency_s, seed=seed)
 
@@ -589,7 +558,7 @@ class Topology:
         ``hourglass-3`` is two triangles ``{0,1,2}`` and ``{3,4,5}`` joined by ``2-3``
         (6 nodes, 7 edges).
         """
-        k = _int_param("topology.k", k, 2)
+        k = integer("topology.k", k, lo=2)
         _check_size("topology.k", k, 2 * k, k * (k - 1) + 1)
         return cls(_cliques_in_a_line(2, k), f"hourglass-{k}", latency_s=latency_s, seed=seed)
 
@@ -613,8 +582,8 @@ class Topology:
             k: number of beads, ``>= 1``.
             m: nodes per bead, ``>= 2``.
         """
-        k = _int_param("topology.k", k, 1)
-        m = _int_param("topology.m", m, 2)
+        k = integer("topology.k", k, lo=1)
+        m = integer("topology.m", m, lo=2)
         _check_size("topology.k", k, k * m, k * m * (m - 1) // 2 + k - 1)
         return cls(_cliques_in_a_line(k, m), f"beads-{k}x{m}", latency_s=latency_s, seed=seed)
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import choice, integer, number
 from ..errors import ConfigError
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "RunSpec",
     "Sweep",
     "canonical",
-    "check_int",
     "load_sweep",
     "run_seed",
     "to_python",
@@ -139,28 +139,6 @@ def _is_random_leaf(value: Any) -> bool:
         not value or any(not isinstance(v, Mapping) for v in value.values()))
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, value, "must be a number")
-    if not math.isfinite(value):
-        raise ConfigError(name, value, "must be a finite number")
-    return value
-
-
-def check_int(value: Any, name: str, lo: int) -> int:
-    """``value`` as an ``int``, checked.
-
-    Raises:
-        ConfigError: (field ``name``) not an integer (``1e9`` and ``True`` are
-            not), or below ``lo``.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(name, value, "must be an integer")
-    if value < lo:
-        raise ConfigError(name, value, f"must be an integer >= {lo}")
-    return int(value)
-
-
 def _random_spec(key: str, spec: Any) -> tuple[str, Any]:
     """Check one ``[random]`` entry; returns ``(kind, args)``."""
     name = f"random.{key}"
@@ -180,9 +158,9 @@ def _random_spec(key: str, spec: Any) -> tuple[str, Any]:
     if not isinstance(args, (list, tuple)) or len(args) != 2:
         raise ConfigError(where, args, "must be a pair [lo, hi]")
     if kind == "integers":
-        lo, hi = (check_int(a, where, -(2**62)) for a in args)
+        lo, hi = (integer(where, a, lo=-(2**62)) for a in args)
     else:
-        lo, hi = (_number(a, where) for a in args)
+        lo, hi = (number(where, a) for a in args)
     if lo > hi:
         raise ConfigError(where, list(args), "must have lo <= hi")
     if kind == "log_uniform" and lo <= 0:
@@ -293,19 +271,19 @@ class Sweep:
             if a == b or b.startswith(a + ".") or a.startswith(b + "."):
                 where = "random" if b in self.random else "grid"
                 raise ConfigError(f"{where}.{b}", b, f"overlaps the swept key {a!r}")
-        self.samples = check_int(samples, "samples", 0)
+        self.samples = integer("samples", samples, lo=0)
         if self.random and self.samples < 1:
             raise ConfigError("samples", samples, "must be >= 1 when [random] keys are given")
         if not self.random and self.samples:
             raise ConfigError("samples", samples, "needs [random] keys to draw (use repeats)")
-        self.repeats = check_int(repeats, "repeats", 1)
-        self.seed = check_int(seed, "seed", 0)
+        self.repeats = integer("repeats", repeats, lo=1)
+        self.seed = integer("seed", seed, lo=0)
         self._check_size()
-        if until_s is not None and (_number(until_s, "until_s") <= 0):
-            raise ConfigError("until_s", until_s, "must be > 0")
+        if until_s is not None:
+            number("until_s", until_s, lo=0, lo_open=True)
         self.until_s = until_s
-        if fidelity is not None and fidelity not in _FIDELITIES:
-            raise ConfigError("fidelity", fidelity, f"must be one of {list(_FIDELITIES)}")
+        if fidelity is not None:
+            choice("fidelity", fidelity, _FIDELITIES)
         self.fidelity = fidelity
         self._runs: list[RunSpec] | None = None
         self._checked = False

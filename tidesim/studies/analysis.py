@@ -251,11 +251,12 @@ def offset_resistance(obj, offsets) -> OffsetResistance:
 def controller_gains(system) -> tuple[float, float] | None:
     """``(kp, ki)`` of a system's linear controller, else ``None``.
 
-    Recognises the built-in step functions ``pi_step`` (``params = [kp, ki,
-    p]``), ``p_step`` (``[kp]``) and ``pump_step`` (``[kp, target]``: the
-    constant target moves every node alike, so the spread is that of a P
-    loop), and any controller object that carries ``kp`` (and optionally
-    ``ki``) attributes.
+    Recognises any controller that carries ``kp`` (and optionally ``ki``):
+    ``PI``, ``P`` and ``Pump`` (its constant target moves every node alike,
+    so the spread is that of a P loop); and a ``Controller`` of the built-in
+    step functions ``pi_step`` (``params = [kp, ki, p]``), ``p_step``
+    (``[kp]``) or ``pump_step`` (``[kp, target]``). Composites and
+    reframing are not linear: ``None``.
     """
     ctl = getattr(system, "controller", None)
     if ctl is None:

@@ -44,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._checks import integer
 from .._paths import check_output_dir
 from .._progress import progress_bar
 from ..backends.executors import ExecutorAdapter, SweepExecutor, make_executor
 from ..errors import ConfigError, TidesimError
 from . import _worker
-from ._spec import MAX_RUNS, RANDOM_KINDS, RunSpec, Sweep, check_int, load_sweep, run_seed
+from ._spec import MAX_RUNS, RANDOM_KINDS, RunSpec, Sweep, load_sweep, run_seed
 from ._store import (
     RESULTS_CSV,
     RESULTS_JSONL,
@@ -171,9 +172,9 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     if workers is not None:
-        workers = check_int(workers, "--workers", 1)
+        workers = integer("--workers", workers, lo=1)
     if chunk_size is not None:
-        chunk_size = check_int(chunk_size, "--chunk", 1)
+        chunk_size = integer("--chunk", chunk_size, lo=1)
     sweep.check()
     runs = sweep.runs()
     out = check_output_dir("--out", out_dir)
