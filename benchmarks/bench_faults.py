@@ -11,8 +11,10 @@ from _common import best_of, emit
 from tidesim.config import build_system, load_config, validate
 
 CASES = {
-    # the rig's hourglass: 8 faults at 4.8 s and 7.0 s, buffers pinned after
-    "hitl-hourglass3": ({"preset": "hitl-hourglass3"}, 60.0),
+    # the rig's hourglass with buffers armed link by link: 8 faults at 4.8 s
+    # and 7.0 s, buffers pinned after (the preset arms them together and
+    # never faults)
+    "hitl-hourglass3": ({"preset": "hitl-hourglass3", "buffer": {"arm": "stable"}}, 60.0),
     # four nodes in a ring under a weak P controller: every buffer pinned
     "ring4": ({"topology": {"kind": "cycle", "n": 4}, "clock": {"offsets_ppm": [50, -50, 30, -30]},
                "controller": {"kind": "p", "kp": 1e-8}}, 60.0),

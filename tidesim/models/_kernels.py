@@ -805,6 +805,20 @@ def _h_extremes(ma, mb, i, j, la, seg, seg_k, n_seg, sp, band_scale, f0, mono):
 
 
 @njit(inline="always")
+def _advanced(l, x_end, drops, missing, a_b, sp, m, t, ls, lf):
+    """Link ``l`` advanced in closed form to receiver edge ``m`` at ``t``: the
+    unclipped occupancy ``x_end`` less the dropped arrivals, plus the reads
+    that found it empty; last arrival ``a_b`` (in sender segment ``sp``)."""
+    ls[l, LS_OCC] = x_end - drops + missing
+    ls[l, LS_OVF_N] += drops
+    ls[l, LS_UNF_N] += missing
+    ls[l, LS_ARRK] = a_b + 1
+    ls[l, LS_SP] = sp
+    ls[l, LS_ADVM] = m
+    lf[l, LF_ADVT] = t
+
+
+@njit(inline="always")
 def _pinned_advance(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, depth, band_scale, f0, mono):
     """The common case of :func:`_clipped_advance`, inline: a buffer that only
     fills, from 3 frames or more, cannot run empty (each read finds at least
@@ -839,13 +853,8 @@ def _pinned_advance(l, m, t, i, j, la, seg, seg_k, n_seg, ls, lf, depth, band_sc
         missing = max(1 - (c + h_min), 0)
         if missing > 0 and ls[l, LS_UNF_N] == 0:
             return False
-    ls[l, LS_OCC] = y0 + (a_b - (ls[l, LS_ARRK] - 1)) - (m - lo_m + 1) - drops + missing
-    ls[l, LS_OVF_N] += drops
-    ls[l, LS_UNF_N] += missing
-    ls[l, LS_ARRK] = a_b + 1
-    ls[l, LS_SP] = sp
-    ls[l, LS_ADVM] = m
-    lf[l, LF_ADVT] = t
+    _advanced(l, y0 + (a_b - (ls[l, LS_ARRK] - 1)) - (m - lo_m + 1), drops, missing, a_b, sp,
+              m, t, ls, lf)
     return True
 
 
@@ -904,13 +913,7 @@ def _clipped_advance(l, m, t, i, j, la, src, lat, seg, seg_k, n_seg, ls, lf, rin
                         depth, False, tbuf)
             faulted |= ls[l, LS_OVF_N] + ls[l, LS_UNF_N] > n0
             continue
-        ls[l, LS_OCC] = x_end - drops + missing
-        ls[l, LS_OVF_N] += drops
-        ls[l, LS_UNF_N] += missing
-        ls[l, LS_ARRK] = a_b + 1
-        ls[l, LS_SP] = sp
-        ls[l, LS_ADVM] = hi_m
-        lf[l, LF_ADVT] = t_b
+        _advanced(l, x_end, drops, missing, a_b, sp, hi_m, t_b, ls, lf)
         faulted |= drops + missing > 0
     if lf[l, LF_ADVT] != t:
         # no edge left: the arrivals up to t
