@@ -1506,7 +1506,7 @@ def compact_segments(seg, seg_k, n_seg, seg_base, keep, ls, src):
             ls[l, LS_SP] -= keep[src[l]]
 
 
-@njit
+@njit(inline="always")
 def _seg_start(seg, j, s, base, epoch, frac):
     """When node ``j``'s segment ``s`` (in memory) takes effect (s): its anchor
     plus ``frac[j]`` of its period (a change at phase ``ka + frac``, see
@@ -1566,11 +1566,13 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop, frac):
     change before ``t_stop`` (s): an n-way merge of the segment starts.
 
     Uses ``Σ_j (x_j - x̄)² = Σ x_j² - (Σ x_j)² / n`` on values shifted by the
-    initial mean, updated per change. The next change comes from a circular
-    order of the nodes' next segment starts (:func:`order_requeue`): nodes
-    mostly change segment in turn, so a change rarely moves more than one
-    entry. The integral is cut only at changes, so calls at any times give
-    the same sum as one call.
+    initial mean, updated per change. The next change comes from a sorted
+    window of a circular array of the nodes' next known changes, by (time,
+    node): the earliest leaves at the front, the node's following change
+    (if known yet) is inserted from the back. Nodes mostly change in turn,
+    so an insertion rarely moves more than one entry; a node whose next
+    change is not known yet leaves the window. The integral is cut only at
+    changes, so calls at any times give the same sum as one call.
 
     Args:
         st: float64[5] ``[t_prev, s1, s2, total, shift]`` (updated).
@@ -1578,22 +1580,23 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop, frac):
     """
     n = n_seg.size
     shift = st[4]
-    nxt = np.empty(n)
+    keys = np.full(n, np.inf)
     for j in range(n):
         w = ptr[j] - seg_base[j]
-        nxt[j] = _seg_start(seg, j, w, seg_base[j], 0.0, frac) if w < n_seg[j] else np.inf
-    # sorted by (time, node): ties go to the lowest node
-    hk, hid = order_start(nxt)
+        if w < n_seg[j]:
+            keys[j] = _seg_start(seg, j, w, seg_base[j], 0.0, frac)
+    hk, hid = order_start(keys)  # by (time, node); unknown (inf) last
+    size = 0
+    while size < n and hk[size] < np.inf:
+        size += 1
     head = 0
     t_prev = st[0]
     s1 = st[1]
     s2 = st[2]
     total = st[3]
-    while True:
+    while size > 0 and hk[head] < t_stop:
         jn = hid[head]
         t_next = hk[head]
-        if not t_next < t_stop:
-            break
         if t_next > t_prev:
             total += max(s2 - s1 * s1 / n, 0.0) * (t_next - t_prev)
             t_prev = t_next
@@ -1603,9 +1606,25 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop, frac):
         s1 += new - old
         s2 += new * new - old * old
         ptr[jn] += 1
-        key = (_seg_start(seg, jn, w + 1, seg_base[jn], 0.0, frac) if w + 1 < n_seg[jn]
-               else np.inf)
-        head = order_requeue(hk, hid, head, key, jn)
+        head = head + 1 if head + 1 < n else 0
+        size -= 1
+        if w + 1 < n_seg[jn]:
+            # insert from the back, where a change in turn belongs
+            key = _seg_start(seg, jn, w + 1, seg_base[jn], 0.0, frac)
+            r = head + size
+            if r >= n:
+                r -= n
+            for _ in range(size):
+                c = r - 1 if r > 0 else n - 1
+                if hk[c] > key or (hk[c] == key and hid[c] > jn):
+                    hk[r] = hk[c]
+                    hid[r] = hid[c]
+                    r = c
+                else:
+                    break
+            hk[r] = key
+            hid[r] = jn
+            size += 1
     st[0] = t_prev
     st[1] = s1
     st[2] = s2

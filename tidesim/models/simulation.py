@@ -54,7 +54,8 @@ MAX_REL = 0.05
 """A node whose ``|f/f0 - 1|`` exceeds 5 % is a fault (an unstable controller)."""
 
 _MAX_EDGES = 2.0**62  # edge numbers are int64
-_WINDOW = 512  # segment slots per node when only a window of history is kept
+_WINDOW = 512  # segment slots per node when only a window of history is kept, at most
+_WINDOW_SLOTS = 1 << 16  # and in all (2 MiB, cache-sized): large systems compact more often
 _WANDER_DRAWS = 4096  # wander draws per node kept ahead
 
 
@@ -188,8 +189,9 @@ class Simulation:
         # --- nodes: segment 0 is anchored at the first edge at or after t = 0;
         # sampling at phase, at edge 0 (at or before t = 0), the edge of the
         # first sample, so that every change comes after the anchor
-        seg = np.empty((n, _WINDOW, K.N_SG))
-        seg_k = np.empty((n, _WINDOW), dtype=np.int64)
+        slots = min(_WINDOW, max(16, _WINDOW_SLOTS // n))
+        seg = np.empty((n, slots, K.N_SG))
+        seg_k = np.empty((n, slots), dtype=np.int64)
         phase = system.sample_at == "phase"
         k_a = np.where((system.theta0 > 0.0) & (not phase), 1, 0).astype(np.int64)
         seg[:, 0, K.SG_P] = P0
