@@ -212,13 +212,13 @@ def main() -> None:
     floors[0].bound(1000)
     system.run(until_s=0.01)
     updates = floors[0].run(SIM_S)
-    core_updates = int(system.run(until_s=SIM_S).n_samp.sum())
+    core_updates = int(system.run(until_s=SIM_S, record="summary").n_updates.sum())
     t_bound, t_floor, t_core, t_two = [], [], [], []
     with ThreadPoolExecutor(2) as pool:
         for _ in range(ROUNDS):
             t_bound.append(timed(lambda: floors[0].bound(updates)))
             t_floor.append(timed(lambda: floors[0].run(SIM_S)))
-            t_core.append(timed(lambda: system.run(until_s=SIM_S)))
+            t_core.append(timed(lambda: system.run(until_s=SIM_S, record="summary")))
             # two kernels at once (they release the GIL): one per CPU
             t_two.append(timed(lambda: list(pool.map(lambda f: f.run(SIM_S), floors))))
     bound_s = min(t_bound)

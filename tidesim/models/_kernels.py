@@ -1087,19 +1087,19 @@ def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, 
 
 @njit(inline="always")
 def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_link, adj_t,
-             adj_frames, adj_done, ipar, window, sc, n_links):
+             adj_frames, adj_done, ref, margin, meas_ddc, arm, cycle, depth, auto_thr, window,
+             sc, n_links):
     """What a sample sees on its link ``l``: the count, the domain difference
     count, the stability detector and its summary; arming on stability (the
     link's own, or every link's: ``sc`` counts the stable links), records
-    (in ``row``, when ``row >= 0``) and adjustments.
+    (in ``row``, when ``row >= 0``) and adjustments. The parameters come as
+    scalars (``IP_*``), read once per call of :func:`advance`: from an array
+    they would be read again at every link, after every store.
 
     Returns:
         The measurement the controller gets (frames).
     """
     lu = np.uint64(l)
-    ref = ipar[IP_REF]
-    margin = ipar[IP_MARGIN]
-    meas_ddc = ipar[IP_MEAS_DDC] == 1
     armed = ls[lu, LS_ARMED] == 1
     cnt = occ - ref
     ddc = a_new - m - ls[lu, LS_BASE]
@@ -1108,11 +1108,11 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
     ls[lu, LS_STREF] = r_new
     lf[lu, LF_STSINCE] = since
     stable = 1 if t - since >= window else 0
-    sc[SC_N_STABLE] += stable - ls[lu, LS_STABLE]
+    was = ls[lu, LS_STABLE]
+    sc[SC_N_STABLE] += stable - was
     ls[lu, LS_STABLE] = stable
     if sc[SC_N_STABLE] == n_links:
         sc[SC_ALL_STABLE] = 1
-    arm = ipar[IP_ARM]
     if not armed and ((arm == 1 and stable == 1) or (arm == 2 and sc[SC_ALL_STABLE] == 1)):
         # centre and arm: the buffer starts here with `ref` frames
         armed = True
@@ -1121,8 +1121,8 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
         ls[lu, LS_ARM_M] = m
         lf[lu, LF_ARM_T] = t
         ls[lu, LS_PEND] = 0
-        if ipar[IP_CYCLE] == 1:
-            _fill_ring(ring, ls, l, ipar[IP_DEPTH], ref)
+        if cycle:
+            _fill_ring(ring, ls, l, depth, ref)
         cnt = 0
         if not meas_ddc:
             v = 0
@@ -1134,18 +1134,19 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
         rflags[ru, lu] = stable * (FLAG_STABLE + FLAG_SETTLED * np.int64(abs(r_new) < margin))
     # the summary: largest counts, and the start of the current stable run
     # with the faults counted by then
+    # (selects: whether a count is a new largest is a coin flip early on)
     ac = abs(cnt)
-    if ac > ls[lu, LS_MAXCNT]:
-        ls[lu, LS_MAXCNT] = ac
+    mc = ls[lu, LS_MAXCNT]
+    ls[lu, LS_MAXCNT] = ac if ac > mc else mc
     ad = abs(ddc)
-    if ad > ls[lu, LS_MAXDDC]:
-        ls[lu, LS_MAXDDC] = ad
-    if stable == 1:
-        if lf[lu, LF_STFROM] != lf[lu, LF_STFROM]:
+    md = ls[lu, LS_MAXDDC]
+    ls[lu, LS_MAXDDC] = ad if ad > md else md
+    if stable != was:  # a stable run starts or ends
+        if stable == 1:
             lf[lu, LF_STFROM] = t
             ls[lu, LS_NF_STFROM] = ls[lu, LS_OVF_N] + ls[lu, LS_UNF_N]
-    else:
-        lf[lu, LF_STFROM] = np.nan
+        else:
+            lf[lu, LF_STFROM] = np.nan
     # buffer adjustments take effect after this sample
     if armed:
         n_adj = adj_link.size
@@ -1154,7 +1155,6 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
                 if adj_done[a] == 0 and adj_link[a] == l and adj_t[a] <= t:
                     ls[lu, LS_PEND] += adj_frames[a]
                     adj_done[a] = 1
-        auto_thr = ipar[IP_AUTO]
         if auto_thr >= 0 and ls[lu, LS_PEND] == 0 and abs(cnt) > auto_thr:
             ls[lu, LS_PEND] = -cnt
     return v
@@ -1313,6 +1313,11 @@ def advance(step, P, N, L, R):
     p_max = fpar[FP_PMAX]
     cycle = ipar[IP_CYCLE] == 1
     phase = ipar[IP_SAMPLE_PHASE] == 1
+    ref = ipar[IP_REF]
+    margin = ipar[IP_MARGIN]
+    meas_ddc = ipar[IP_MEAS_DDC] == 1
+    arm = ipar[IP_ARM]
+    auto_thr = ipar[IP_AUTO]
     cap_s = seg.shape[1]
     cap_r = samp_t.shape[1]
     cap_z = wander_z.shape[1]
@@ -1384,8 +1389,9 @@ def advance(step, P, N, L, R):
             if walked and (ls[lu, LS_OVF_N] > 0 or ls[lu, LS_UNF_N] > 0):
                 sc[SC_FAULTS_SEEN] = 1
             meas[np.uint64(n_up)] = _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc,
-                                             rflags, adj_link, adj_t, adj_frames, adj_done, ipar,
-                                             window, sc, n_links)
+                                             rflags, adj_link, adj_t, adj_frames, adj_done, ref,
+                                             margin, meas_ddc, arm, cycle, depth, auto_thr, window,
+                                             sc, n_links)
             n_up += 1
         ju = np.uint64(j)
         des = _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cstate,
