@@ -115,6 +115,7 @@ class Simulation:
         self.record = record_name(every)
         self.time_s = 0.0
         self.stopped = False
+        self._requested = 0.0  # the time the last advance was asked to reach
         self._status = K.ST_OK
         self._shared = False  # a trace holds views of the record and segment arrays
         topo = system.topology
@@ -392,6 +393,7 @@ class Simulation:
         if self._shared:
             self._unshare()
         self.reserve(until)
+        self._requested = until
         self._P.fpar[K.FP_UNTIL] = until
         while True:
             status = _kernels().advance(self._step, self._P, self._N, self._L, self._R)
@@ -415,8 +417,7 @@ class Simulation:
             raise SimulationFault(
                 f"node {node}: frequency offset {detail[3] * 1e6:.6g} ppm at "
                 f"t={detail[1]:.9g} s (cycle {int(detail[2])}) is beyond ±{MAX_REL * 1e6:.0f} "
-                f"ppm: the controller is unstable", self.trace(requested_until_s=until))
-        self._requested = until
+                f"ppm: the controller is unstable", self.trace())
         return self
 
     # ------------------------------------------------------------------ results
@@ -445,6 +446,9 @@ class Simulation:
     def trace(self, *, requested_until_s: float | None = None) -> Trace:
         """The run so far.
 
+        ``requested_until_s`` is the end the run was meant to reach, for a run
+        advanced in steps towards it (default: the last ``advance``'s).
+
         Record arrays are shared with the simulation, not copied; advancing
         further copies them first, so a trace never changes.
         """
@@ -466,9 +470,8 @@ class Simulation:
                  "frac": self._frac,
                  "wander": N.wander.copy()}
         self._shared = True
-        if requested_until_s is None:
-            requested_until_s = getattr(self, "_requested", t) if self.stopped else t
         return Trace(system=self.system, fidelity=self.fidelity, every=every, until_s=t,
-                     requested_until_s=requested_until_s, status=self._status, nodes=nodes,
-                     links={"ls": L.ls.copy(), "lf": L.lf.copy()}, record=record, rows=rows,
+                     requested_until_s=(self._requested if requested_until_s is None
+                                        else requested_until_s), status=self._status, nodes=nodes,
+                     links={"ls": L.ls.copy(), "lf": L.lf.copy()}, records=record, rows=rows,
                      energy_s=energy, spread_energy_s=spread, cstate=N.cstate.copy())

@@ -83,7 +83,7 @@ class Trace:
     """
 
     def __init__(self, *, system, fidelity, every, until_s, requested_until_s, status,
-                 nodes, links, record, rows, energy_s, spread_energy_s, cstate) -> None:
+                 nodes, links, records, rows, energy_s, spread_energy_s, cstate) -> None:
         self.system = system
         self.fidelity = fidelity
         self._every = every
@@ -100,7 +100,7 @@ class Trace:
         self._ls = links["ls"]
         self._lf = links["lf"]
         self.n_samp = rows
-        self._rec = record
+        self._rec = records
         self._energy = energy_s
         self._spread_energy = spread_energy_s
         self.controller_state = cstate
