@@ -277,3 +277,45 @@ def test_round_trips_of_random_systems(system, until_s):
     if trace.faults:
         return  # a fault moves λ (by each frame dropped or read missing)
     _assert_round_trips(trace)
+
+
+# ------------------------------------------------------------------ converged
+
+
+def _summary(cfg: dict, until: float) -> dict:
+    rc = validate(load_config({**cfg, "run": {"until_s": until}}))
+    return build_system(rc).run(until_s=until, record="summary").summary()
+
+
+def test_faulting_buffers_have_not_converged():
+    """±1 % offsets: counts pinned at the buffers' ends look stable, but frames
+    keep dropping; faults after settling mean not converged."""
+    s = _summary({"preset": "hitl8", "clock": {"offsets_ppm": {"random_ppm": 1e4}},
+                  "buffer": {"arm": "link_up"}, "control": {"measure": "buffer"}}, 20.0)
+    assert s["settle_time_s"] is not None
+    assert s["faults"] and s["faults_after_settle"] > 0
+    assert s["converged"] is False
+    assert any("after the links settled" in w for w in s["warnings"])
+
+
+def test_runaway_common_frequency_has_not_converged():
+    """A PI ring whose integrator drives every node the same way: the links are
+    stable, the common frequency drifts to percent level."""
+    s = _summary({"topology": {"kind": "cycle", "n": 5},
+                  "clock": {"offsets_ppm": [10, -5, 3, 0, -8], "start_s": [0, 0.5, 1.0, 0, 0.3]},
+                  "controller": {"kind": "pi", "kp": 1e-8, "ki": 1e-11}}, 20.0)
+    assert abs(s["common_offset_ppm"]) > 1000
+    assert s["converged"] is False
+    assert any("ran away" in w for w in s["warnings"])
+
+
+def test_a_run_without_samples_has_not_converged():
+    """0.05 s of a 1 Hz clock: no sample, nothing known."""
+    s = _summary({"topology": {"kind": "complete", "n": 3}, "clock": {"f_nom_hz": 1.0},
+                  "control": {"update_period_ticks": 2}}, 0.05)
+    assert s["settle_time_s"] is None and s["converged"] is False
+
+
+def test_a_settled_rig_has_converged():
+    s = _summary({"preset": "hitl-diamond"}, 20.0)
+    assert s["converged"] is True and s["warnings"] == [] and s["faults_after_settle"] == 0
