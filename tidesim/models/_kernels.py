@@ -1,9 +1,10 @@
 """Numba kernels of the bittide core: clocks, links, elastic buffers, control.
 
-Everything here is a plain function over flat numpy arrays; the classes in
-:mod:`tidesim.models.system` own the arrays, validate input and call
-:func:`simulate`. Shapes below use ``n`` nodes, ``L`` directed links, ``S``
-segment capacity and ``Q`` sample capacity per node.
+Everything here is a plain function over flat numpy arrays, grouped in the
+structures of :mod:`tidesim.models._layout`; :class:`~tidesim.models.Simulation`
+(:mod:`tidesim.models.simulation`) owns them, validates input, calls
+:func:`advance` and makes room between calls. Shapes below use ``n`` nodes,
+``L`` directed links, ``S`` segment capacity and ``Q`` sample capacity per node.
 
 Time model (see ``docs/model.md``): node ``j``'s phase is piecewise linear.
 Segment ``s`` of node ``j`` is anchored at integer edge ``seg_k[j, s]`` whose
@@ -25,8 +26,12 @@ Both fidelities run the same outer loop over control samples in global time
 order; they differ only in how a link is advanced from one sample of its
 receiver to the next: ``cycle`` walks every receiver edge and every frame
 arrival through a real FIFO of sequence numbers, ``event`` uses the closed
-form ``beta = ugn + A_ij(t) - R_j(t)`` and falls back to the same per-edge
-walk only where a fault or an adjustment is possible. Hence they agree exactly.
+form ``beta = ugn + A_ij(t) - R_j(t)``; where a buffer may reach empty or
+full it computes the over- and underflows in closed form too (see the note
+above :func:`_clipped_advance`), and it walks edge by edge (as ``cycle``
+does, without sequence numbers) only while an adjustment is pending, over
+short stretches that could touch both limits, and over the stretch that
+holds a link's first fault of a kind. Hence they agree exactly.
 """
 
 from __future__ import annotations

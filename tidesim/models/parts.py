@@ -54,7 +54,9 @@ class Adjustment:
 
     ``frames > 0`` suppresses that many reads (the buffer fills); ``frames < 0``
     drops that many writes (it drains). Issued at the receiver's first sample
-    at or after ``at_s``; it changes the link's logical latency by ``frames``.
+    at or after ``at_s`` at which the link is up and its buffer armed (one due
+    earlier waits for the first armed sample); it changes the link's logical
+    latency by ``frames``.
 
     Attributes:
         link: index of the link (``topology.link_index(src, dst)``); the

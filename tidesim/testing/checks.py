@@ -147,8 +147,10 @@ def assert_ugn_constant(trace, reference=None) -> None:
     """Fail if a link's logical latency (UGN) changed.
 
     Without ``reference``: for every link whose buffer was armed, ``λ`` must
-    be the same at every sample from the moment it was armed (link-up, or
-    first stability with ``arm = "stable"``) and at the end of the run. Any
+    be the same at every sample from the moment it was armed (link-up; first
+    stability with ``arm = "stable"``; the receiver's first sample after all
+    links were stable at once with ``arm = "all_stable"``) and at the end of
+    the run. Any
     over- or underflow, adjustment or auto-centring changes it.
 
     With ``reference`` (another trace, or an array of one ``λ`` per link, or
