@@ -329,9 +329,9 @@ def _node_signals(bld: _Builder, j: int, decimate: int, clocks: bool, lam_all,
     if clocks:
         bld.clock(scope, j)
     bld.sampled(scope, "cycle", "integer", 64, "dec", S, m, None)
-    # frequency: segment s holds from its anchor edge's time (segment 0 from t = 0)
+    # frequency: segment s holds from when it takes effect (segment 0 from t = 0)
     ns = int(tr.n_seg[j])
-    seg_t = tr.seg_hi[j, :ns] + tr.seg_lo[j, :ns]
+    seg_t = tr.seg_t[j, :ns].copy()
     seg_t[0] = -1.0
     rel = tr.seg_rel[j, :ns] * 1e6
     if decimate > 1 and ns > 1:

@@ -20,7 +20,7 @@ SG_P = 2  # period (s)
 SG_REL = 3  # relative frequency f/f0 - 1
 N_SG = 4
 
-# ---- bits of the per-sample link flags (``rec_flags``) ----
+# ---- bits of the per-sample link flags (``Record.flags``) ----
 FLAG_STABLE = 1  # the stability detector reports the link stable
 FLAG_SETTLED = 2  # stable, and the detector's reference is within the margin of 0
 

@@ -132,8 +132,8 @@ class Trace:
             raise ConfigError("run.record", self.record,
                               f"must be {kept} to read Trace.{what}")
 
-    def _sampled(self, key: str) -> np.ndarray:
-        self._need(key)
+    def _sampled(self, key: str, name: str | None = None) -> np.ndarray:
+        self._need(key if name is None else name)
         return self._rec[key]
 
     @property
@@ -159,7 +159,7 @@ class Trace:
     @property
     def counts(self) -> np.ndarray:
         """int32[L, Q]: elastic-buffer count relative to the reference, per sample."""
-        return self._sampled("cnt").T
+        return self._sampled("cnt", "counts").T
 
     @property
     def ddc(self) -> np.ndarray:
@@ -170,7 +170,7 @@ class Trace:
     def flags(self) -> np.ndarray:
         """int8[L, Q]: the stability detector at each sample, as bits
         (:attr:`stable` and :attr:`settled` unpack them)."""
-        return self._sampled("flags").T
+        return self._sampled("flags", "flags").T
 
     @functools.cached_property
     def stable(self) -> np.ndarray:
@@ -216,6 +216,7 @@ class Trace:
             int64[L, Q], masked where the link's buffer is not armed yet (or
             the link not up), and past the receiver's last recorded sample.
         """
+        self._need("logical_latency()")
         cnt = self.counts.astype(np.int64)
         lam = _lambda(cnt, self.ddc.astype(np.int64), self.system.buffer.reference_frames,
                       self._ls[:, K.LS_BASE][:, None])
@@ -554,9 +555,9 @@ class Trace:
             out.append(f"the common frequency ran away: {self.common_offset_ppm:+.6g} ppm "
                        f"at the end, the oscillators' own offsets span "
                        f"[{own.min():+.6g}, {own.max():+.6g}] ppm")
-        if self.settle_time_s is not None and self.faults_after_settle > 0:
+        if self.faults_after_settle > 0:
             out.append(f"{self.faults_after_settle} frame(s) dropped or read missing "
-                       f"after the links settled")
+                       f"while their links were stable")
         return out
 
     def summary(self) -> dict:
