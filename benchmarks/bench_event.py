@@ -13,20 +13,13 @@ torus (1024 nodes, 4096 links), summary recording.
 """
 
 import statistics
-import time
 
 from _common import emit, rig_system
-from bench_event_floor import Floor
+from bench_event_floor import Floor, timed
 
 from tidesim.config import build_system, load_config, validate
 
 ROUNDS = 5
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:

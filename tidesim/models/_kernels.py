@@ -325,8 +325,22 @@ def order_requeue(hk, hid, head, key, j):
         key: the node's next time (s).
     """
     n = hk.size
-    r = head
-    for _ in range(n - 1):
+    order_insert(hk, hid, head, n - 1, key, j)
+    return head + 1 if head + 1 < n else 0
+
+
+@njit(inline="always")
+def order_insert(hk, hid, r, steps, key, j):
+    """Put ``(key, j)`` into a circular order at free slot ``r``, moving it back
+    past at most ``steps`` later entries (each shifts up a slot), so that the
+    order stays sorted by ``(time, node)``.
+
+    Args:
+        hk, hid: float64[n], int64[n] the order (updated in place).
+        r: the free slot just after the last entry.
+    """
+    n = hk.size
+    for _ in range(steps):
         c = r - 1 if r > 0 else n - 1
         if hk[c] > key or (hk[c] == key and hid[c] > j):
             hk[r] = hk[c]
@@ -336,7 +350,6 @@ def order_requeue(hk, hid, head, key, j):
             break
     hk[r] = key
     hid[r] = j
-    return head + 1 if head + 1 < n else 0
 
 
 # ----------------------------------------------------------------------------
@@ -1623,18 +1636,7 @@ def spread_add(seg, n_seg, seg_base, st, ptr, t_stop, frac):
             # insert from the back, where a change in turn belongs
             key = _seg_start(seg, jn, w + 1, seg_base[jn], 0.0, frac)
             r = head + size
-            if r >= n:
-                r -= n
-            for _ in range(size):
-                c = r - 1 if r > 0 else n - 1
-                if hk[c] > key or (hk[c] == key and hid[c] > jn):
-                    hk[r] = hk[c]
-                    hid[r] = hid[c]
-                    r = c
-                else:
-                    break
-            hk[r] = key
-            hid[r] = jn
+            order_insert(hk, hid, r - n if r >= n else r, size, key, jn)
             size += 1
     st[0] = t_prev
     st[1] = s1
