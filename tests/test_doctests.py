@@ -1,4 +1,5 @@
-"""The examples in the docstrings of the checks, the parts and the controllers run."""
+"""The examples in the docstrings of the checks, the parts, the controllers, the
+calendars and the waves DSL run."""
 
 from __future__ import annotations
 
@@ -19,6 +20,17 @@ MODULES = [
     "tidesim.controllers.proportional",
     "tidesim.controllers.reframing",
     "tidesim.controllers.stability",
+    "tidesim.calendars._calendar",
+    "tidesim.calendars._unit",
+    "tidesim.calendars._network",
+    "tidesim.calendars._executor",
+    "tidesim.calendars._run",
+    "tidesim.waves",
+    "tidesim.waves._action",
+    "tidesim.waves._compile",
+    "tidesim.waves._functional",
+    "tidesim.waves._graph",
+    "tidesim.waves._ports",
 ]
 
 

@@ -9,6 +9,8 @@ Usage::
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
+    tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
+                [--placement P] [--vcd F] [--json] | --list
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
@@ -172,6 +174,39 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="FILE",
                       help="the figure, .png or .svg (default: DIR/plot.png)")
     plot.set_defaults(func=_cmd_plot)
+
+    app = sub.add_parser(
+        "app",
+        help="run an application in logical time on a synchronised system",
+        description=(
+            "Bring the physical system (CONFIG.toml or --preset, as for `run`; default "
+            f"{DEFAULT_PRESET!r}) to logical synchrony, take its UGNs, schedule the app on "
+            "them, run N metacycles of calendars in logical time while the physical run "
+            "proves no elastic buffer faults, and compare the outputs with the app's "
+            "functional execution. NAME is a built-in app (--list), FILE.py a file "
+            "defining make_app(n_nodes) or app."
+        ),
+    )
+    app.add_argument("app", nargs="?", metavar="NAME|FILE.py", help="the application")
+    app.add_argument("config", nargs="?", metavar="CONFIG.toml", help="TOML config file")
+    app.add_argument("--list", action="store_true", help="list the built-in apps")
+    app.add_argument("--preset", metavar="NAME", help="base preset (overrides the file's)")
+    app.add_argument("--metacycles", type=int, default=10, metavar="N",
+                     help="SDF iterations to run, one per metacycle (default 10)")
+    app.add_argument("--seed", type=int, metavar="N", help="sets seed (physical system)")
+    app.add_argument("--placement", default="greedy",
+                     choices=("greedy", "one-to-one", "optimal"),
+                     help="how actions are placed on nodes (default greedy)")
+    app.add_argument("--fidelity", choices=("event", "cycle"),
+                     help="of the physical run (default event)")
+    app.add_argument("--flip-probability", type=float, default=0.0, metavar="P",
+                     help="inject a bit flip into each frame with this probability")
+    app.add_argument("--crash", metavar="NODE@METACYCLE",
+                     help="crash a node at a metacycle, e.g. 3@5")
+    app.add_argument("--vcd", metavar="OUT.vcd",
+                     help="write the calendars, frames and firings as a VCD (+ .gtkw)")
+    app.add_argument("--json", action="store_true", help="print one JSON object")
+    app.set_defaults(func=_cmd_app, until=None, record=None)
     return parser
 
 
@@ -204,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except TidesimError as exc:
         _error(str(exc))
-        return 1
+        # a TidesimError that is also a ValueError is bad input (an app's graph)
+        return EXIT_USAGE if isinstance(exc, ValueError) else 1
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -310,18 +346,10 @@ def _error(message: str) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """``tidesim run``: validate, build, simulate, report."""
-    from .config import build_system, load_config, read_toml, validate
+    from .config import build_system
 
     decimate = _decimate(args)
-    raw = read_toml(args.config) if args.config is not None else {}
-    if args.preset is not None:
-        raw["preset"] = args.preset
-    elif args.config is None:
-        raw["preset"] = DEFAULT_PRESET
-    cfg = load_config(raw)
-    _apply_overrides(cfg, args)
-
-    run_cfg = validate(cfg)
+    run_cfg = _run_config(args)
     _window_flags(args, run_cfg.until_s)
     _check_outputs(args)
     record = _record(run_cfg.record, args)
@@ -367,6 +395,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted at {_stopped_at(summary)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _run_config(args: argparse.Namespace):
+    """The validated run config of CONFIG.toml / --preset (default: ``hitl8``) and the flags."""
+    from .config import load_config, read_toml, validate
+
+    raw = read_toml(args.config) if args.config is not None else {}
+    if args.preset is not None:
+        raw["preset"] = args.preset
+    elif args.config is None:
+        raw["preset"] = DEFAULT_PRESET
+    cfg = load_config(raw)
+    _apply_overrides(cfg, args)
+    return validate(cfg)
 
 
 def _stopped_at(summary: Mapping[str, Any]) -> str:
@@ -479,6 +521,79 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{result.total} runs: {result.ran} run now, {result.skipped} already done, "
           f"{result.errors} with errors, in {result.wall_s:.3g} s; table: {result.csv_path}")
     return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    """``tidesim app``: synchronise, schedule, run in logical time, compare."""
+    from .config import build_system
+    from .waves.apps import app_names, describe, load_app
+
+    if args.list:
+        for name in app_names():
+            print(f"{name:16s} {describe(name)}")
+        return 0
+    if args.app is None:
+        raise ConfigError("app", None, "must name a built-in app (tidesim app --list) or "
+                                       "a FILE.py")
+    run_cfg = _run_config(args)
+    if args.vcd is not None:
+        for given in (args.config, args.app):
+            if given is not None and Path(given).exists() and _same_file(Path(args.vcd),
+                                                                         Path(given)):
+                raise ConfigError("--vcd", args.vcd, f"must not overwrite the input {given}")
+        check_output_file("--vcd", args.vcd)
+    crash = None
+    if args.crash is not None:
+        from .calendars import Crash
+
+        node, _, meta = args.crash.partition("@")
+        if not (node.isdigit() and meta.isdigit()):
+            raise ConfigError("--crash", args.crash, "must be NODE@METACYCLE, e.g. 3@5")
+        crash = Crash(int(node), int(meta))
+    system = build_system(run_cfg)
+    app = load_app(args.app, system.n_nodes)
+    from .calendars import run_app
+
+    result = run_app(app, system, metacycles=args.metacycles, placement=args.placement,
+                     fidelity=run_cfg.fidelity, sync_until_s=run_cfg.until_s,
+                     flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash)
+    summary = result.summary()
+    if args.vcd is not None:
+        from .backends.vcd import gtkw_path, write_app_vcd
+
+        vcd = write_app_vcd(result, args.vcd)
+        summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
+    if args.json:
+        print(json.dumps(summary, default=_json_default))
+    else:
+        print(format_app_summary(summary, preset=run_cfg.preset))
+    return 0
+
+
+def format_app_summary(summary: Mapping[str, Any], *, preset: str | None = None) -> str:
+    """The text summary of ``tidesim app``."""
+    on = f" on {preset}" if preset else ""
+    lines = [
+        f"app {summary['app']}{on}: {summary['nodes']} nodes, {summary['links']} links "
+        f"({summary['fidelity']} fidelity)",
+        f"  logical synchrony at  {_fmt_s(summary['sync_s'])}",
+        f"  metacycle             {summary['metacycle_cycles']} cycles",
+        f"  ran                   {summary['iterations']} iterations, {summary['cycles']} "
+        f"cycles",
+        f"  matches functional    {'yes' if summary['matches_functional'] else 'NO'}",
+        f"  output digest         {summary['output_digest'][:16]}",
+        f"  link utilisation      {summary['link_utilisation']:.1%}",
+        f"  faults                {len(summary['faults']) or 'none'}",
+    ]
+    lines += [f"    {f}" for f in summary["faults"][:TEXT_FAULTS]]
+    if summary.get("first_corrupted"):
+        lines.append(f"  first corrupted       {summary['first_corrupted']}")
+    rate = summary.get("node_cycles_per_s")
+    lines.append(f"  wall time             {summary['wall_s']:.3g} s"
+                 + (f" ({rate:.3g} node-cycles/s)" if rate else ""))
+    if "vcd" in summary:
+        lines.append(f"\nwaveform: {summary['vcd']} (GTKWave: gtkwave {summary['gtkw']})")
+    return "\n".join(lines)
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

@@ -314,6 +314,21 @@ class Trace:
 
     # -- final state -----------------------------------------------------------------
     @property
+    def final_cycles(self) -> np.ndarray:
+        """int64[n]: each node's last local edge (cycle) at or before ``until_s``.
+
+        Read from the segments every recording keeps (the current one is
+        always in memory), so it needs no full record: the application layer
+        takes each node's epoch from it.
+        """
+        from ._kernels import last_edge_before
+
+        seg, seg_k, n_seg = self._seg, self._seg_k, self._n_seg
+        return np.array([last_edge_before(seg, seg_k, n_seg, j, float(self.until_s), 0.0,
+                                          int(n_seg[j]) - 1)[0]
+                         for j in range(self.n_nodes)], dtype=np.int64)
+
+    @property
     def final_offsets_ppm(self) -> np.ndarray:
         """float64[n]: each node's last commanded frequency offset (ppm)."""
         rows = np.arange(self.n_nodes)

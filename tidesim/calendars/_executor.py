@@ -1,0 +1,265 @@
+"""Logical-time execution of a schedule: the calendars run cycle by cycle.
+
+Example:
+    >>> import numpy as np
+    >>> from tidesim.calendars import LogicalNetwork, execute, schedule
+    >>> from tidesim.waves import App, In, Out, action
+    >>> @action(outputs={"y": Out("i8")}, state=("i8", (1,)))
+    ... def count(state, y):
+    ...     state[0] += 1
+    ...     y[...] = state[0]
+    >>> @action(inputs={"x": In("i8")}, outputs={"y": Out("i8")})
+    ... def double(state, x, y):
+    ...     y[...] = 2 * x
+    >>> app = App("demo").add("src", count).add("dbl", double).connect("src.y", "dbl.x")
+    >>> sched = schedule(app.graph(), LogicalNetwork.ring(2, latency_cycles=5))
+    >>> run = execute(sched, iterations=4)
+    >>> run.outputs["dbl.y"].tolist()
+    [2, 4, 6, 8]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from .._checks import integer, number
+from ..errors import ConfigError
+from . import _exec_kernels as K
+from ._tables import build_tables
+
+__all__ = ["Crash", "LogicalRun", "execute"]
+
+
+@dataclass(frozen=True)
+class Crash:
+    """A node that stops (computes and sends nothing) from a metacycle on."""
+
+    node: int
+    metacycle: int
+
+
+@dataclass(frozen=True, eq=False)
+class LogicalRun:
+    """The result of :func:`execute`.
+
+    Attributes:
+        outputs: ``"inst.port"`` -> every token that app output produced, in
+            order, shape ``(iterations * q * rate, *shape)`` (as
+            :func:`~tidesim.waves.functional_run`).
+        states: ``"inst"`` -> final state.
+        corrupted: ``"inst.port"`` -> bool ``[tokens]``: the token depends on
+            a corrupted frame (a bit flip, a crashed node, a buffer fault).
+        iterations: ``N``; cycles: application cycles run (per node).
+        wall_s: the kernel's wall time.
+    """
+
+    outputs: dict
+    states: dict
+    corrupted: dict
+    iterations: int
+    cycles: int
+    metacycles: int
+    wall_s: float
+    link_frames: np.ndarray = field(repr=False, default=None)
+
+    def first_corrupted(self) -> tuple[str, int] | None:
+        """``(output, token index)`` of the earliest corrupted output token, or None."""
+        best = None
+        for name, bad in self.corrupted.items():
+            idx = np.flatnonzero(bad)
+            if len(idx) and (best is None or idx[0] < best[1]):
+                best = (name, int(idx[0]))
+        return best
+
+    def digest(self) -> str:
+        """sha256 over every output's bytes, in output-name order."""
+        h = hashlib.sha256()
+        for name in sorted(self.outputs):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(self.outputs[name]).tobytes())
+        return h.hexdigest()
+
+
+_DISPATCH_CACHE: dict[tuple, object] = {}
+
+
+def _dispatch_for(kinds):
+    """One compiled ``dispatch(kind, state, inputs, outputs)`` for these action types."""
+    from ..waves import compiled
+
+    fns = [compiled(a) if a.is_jit else None for a in kinds]
+    if all(f is None for f in fns):
+        return K.no_dispatch
+    key = tuple(id(f) for f in fns)
+    hit = _DISPATCH_CACHE.get(key)
+    if hit is not None:
+        return hit[0]
+    lines = ["def dispatch(kind, state, inputs, outputs):"]
+    glb = {}
+    first = True
+    for k, f in enumerate(fns):
+        if f is None:
+            continue
+        glb[f"_a{k}"] = f
+        lines.append(f"    {'if' if first else 'elif'} kind == {k}:")
+        lines.append(f"        _a{k}(state, inputs, outputs)")
+        first = False
+    ns: dict = {}
+    exec(compile("\n".join(lines), "<tidesim dispatch>", "exec"), glb, ns)
+    fn = numba.njit(K.DISPATCH_SIGNATURE, cache=False)(ns["dispatch"])
+    _DISPATCH_CACHE[key] = (fn, fns)  # keep the adapters alive with the key's ids
+    return fn
+
+
+def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int = 0,
+            crash: Crash | None = None, fault_cycles=None) -> LogicalRun:
+    """Run ``iterations`` SDF iterations of a schedule in logical time.
+
+    Args:
+        sched: a :class:`~tidesim.calendars.Schedule`.
+        iterations: ``N`` >= 1.
+        flip_probability: chance that a frame gets one bit flipped (seeded).
+        seed: seed of the bit flips.
+        crash: a node that stops at a metacycle.
+        fault_cycles: int ``[L]``, per link the receiver's application cycle
+            from which it reads corrupted frames (an elastic-buffer fault),
+            -1 for none.
+
+    Returns:
+        A :class:`LogicalRun`.
+    """
+    from ..waves import fire_words, unpack_tokens
+
+    n_iter = integer("iterations", iterations, lo=1)
+    flip_p = number("flip_probability", flip_probability, lo=0, hi=1)
+    seed = integer("seed", seed, lo=0)
+    graph, net = sched.graph, sched.network
+    M = sched.metacycle_cycles
+    N, L = net.n_nodes, net.n_links
+    if crash is not None:
+        integer("crash.node", crash.node, lo=0, hi=N - 1)
+        integer("crash.metacycle", crash.metacycle, lo=0)
+    fc = np.full(L, -1, dtype=np.int64) if fault_cycles is None else np.asarray(
+        fault_cycles, dtype=np.int64)
+    if fc.shape != (L,):
+        raise ConfigError("fault_cycles", fault_cycles, f"must be {L} integers")
+    T = build_tables(sched)
+    inst = graph.instances
+    kinds: list = []
+    kind_of = {}
+    for x in inst:
+        if id(x.action) not in kind_of:
+            kind_of[id(x.action)] = len(kinds)
+            kinds.append(x.action)
+    dispatch = _dispatch_for(kinds)
+    is_py = np.array([not a.is_jit for a in kinds], dtype=np.bool_)
+
+    tx_base = np.concatenate([[0], np.cumsum(sched.tx_words)[:-1]]).astype(np.int64)
+    rx_base = np.concatenate([[0], np.cumsum(sched.rx_words)[:-1]]).astype(np.int64)
+    st_base = np.concatenate([[0], np.cumsum(sched.state_words)[:-1]]).astype(np.int64)
+    tx = np.zeros(max(1, int(sched.tx_words.sum())), dtype=np.uint64)
+    rx = np.zeros(max(1, int(sched.rx_words.sum())), dtype=np.uint64)
+    state = np.zeros(max(1, int(sched.state_words.sum())), dtype=np.uint64)
+    st_lo = np.array([st_base[sched.placement[i]] + sched.state_base[i]
+                      for i in range(len(inst))], dtype=np.int64)
+    st_hi = st_lo + np.array([x.action.state_words for x in inst], dtype=np.int64)
+    from ..waves import pack_state
+
+    for i, x in enumerate(inst):
+        state[st_lo[i]:st_hi[i]] = pack_state(x.action, x.state0)
+    for (node, a), v in zip(sched.rx_init.tolist(), sched.rx_init_values, strict=True):
+        rx[rx_base[node] + a] = v
+
+    F = sched.n_firings
+    fi = sched.fire
+    f_kind = np.array([kind_of[id(inst[i].action)] for i in fi[:, 0]], dtype=np.int64)
+    f_inst = fi[:, 0].copy()
+    f_in = rx_base[fi[:, 2]] + sched.in_base
+    f_out = tx_base[fi[:, 2]] + sched.out_base
+    f_nin = np.array([inst[i].action.in_words for i in fi[:, 0]], dtype=np.int64)
+    f_nout = np.array([inst[i].action.out_words for i in fi[:, 0]], dtype=np.int64)
+
+    # the app's outputs: per firing, which out-block words go to which record column
+    out_ports = list(graph.outputs)
+    rec_cols: dict[tuple[int, int], tuple[int, int]] = {}  # (inst, port) -> (col0, words/iter)
+    col = 0
+    for i, p in out_ports:
+        port = inst[i].action.outputs[p]
+        per = int(graph.repetitions[i]) * port.rate * port.token_words
+        rec_cols[(i, p)] = (col, per)
+        col += per
+    ptr, src, dst = [0], [], []
+    for k in range(F):
+        i, f = int(fi[k, 0]), int(fi[k, 1])
+        off = 0
+        for p, port in enumerate(inst[i].action.outputs):
+            n_w = port.rate * port.token_words
+            if (i, p) in rec_cols:
+                c0 = rec_cols[(i, p)][0] + f * n_w
+                src.extend(range(off, off + n_w))
+                dst.extend(range(c0, c0 + n_w))
+            off += n_w
+        ptr.append(len(src))
+    rec_ptr = np.array(ptr, dtype=np.int64)
+    rec_src = np.array(src, dtype=np.int64)
+    rec_dst = np.array(dst, dtype=np.int64)
+    rec = np.zeros((n_iter, max(1, col)), dtype=np.uint64)
+
+    b = net.potentials()
+    lsrc = np.ascontiguousarray(net.links[:, 0])
+    ldst = np.ascontiguousarray(net.links[:, 1])
+    delay = net.latency_cycles + b[lsrc] - b[ldst]
+    R = int(delay.max(initial=0)) + 1
+    ring = np.zeros((L, R), dtype=np.uint64)
+    last = np.zeros(L, dtype=np.uint64)
+    lo, hi = sched.span_cycles
+    last_cycle = hi + (n_iter - 1) * M  # exclusive, per node's application time
+    g0 = int(lo - b.max())
+    g1 = int(last_cycle - b.min())
+
+    taint = {name: np.zeros(a.shape, dtype=np.uint8) for name, a in (
+        ("tx", tx), ("rx", rx), ("state", state), ("ring", ring), ("last", last), ("rec", rec))}
+    crash_node = -1 if crash is None else int(crash.node)
+    crash_m = 0 if crash is None else int(crash.metacycle)
+    args_tail = (b, lsrc, ldst, delay, T.gather_addr, T.gather_stage, T.switch_in,
+                 T.switch_stage, T.scatter_addr, T.scatter_stage, T.copy_ptr, T.copy_tx,
+                 T.copy_rx, T.copy_stage, T.fire_id, T.fire_stage, f_kind, f_inst, f_in,
+                 f_nin, f_out, f_nout, is_py, st_lo, st_hi, tx, rx, state, tx_base, rx_base,
+                 ring, last, rec_ptr, rec_src, rec_dst, rec, taint["tx"], taint["rx"],
+                 taint["state"], taint["ring"], taint["last"], taint["rec"], flip_p, seed,
+                 crash_node, crash_m, fc)
+    t0 = time.perf_counter()
+    g, resume = g0, -1
+    while True:
+        status, g, n, fid, k = K.run_logical(dispatch, M, n_iter, g, g1, resume, *args_tail)
+        if status == K.DONE:
+            break
+        i = int(f_inst[fid])
+        a = inst[i].action
+        fire_words(a, state[st_lo[i]:st_hi[i]], rx[f_in[fid]:f_in[fid] + f_nin[fid]],
+                   tx[f_out[fid]:f_out[fid] + f_nout[fid]])
+        K.post_fire(fid, k, tx, f_out[fid], rec_ptr, rec_src, rec_dst, rec, taint["tx"],
+                    taint["rec"])
+        resume = n + 1
+    wall = time.perf_counter() - t0
+
+    outputs, corrupted = {}, {}
+    for (i, p), (c0, per) in rec_cols.items():
+        port = inst[i].action.outputs[p]
+        words = rec[:, c0:c0 + per].reshape(-1)
+        name = f"{inst[i].name}.{port.name}"
+        outputs[name] = unpack_tokens(port, words)
+        bad = taint["rec"][:, c0:c0 + per].reshape(-1, port.token_words).any(axis=1)
+        corrupted[name] = bad
+    from ..waves import unpack_state
+
+    states = {x.name: unpack_state(x.action, state[st_lo[i]:st_hi[i]])
+              for i, x in enumerate(inst)}
+    return LogicalRun(outputs=outputs, states=states, corrupted=corrupted,
+                      iterations=n_iter, cycles=int(last_cycle - lo),
+                      metacycles=int(-(-(last_cycle - min(lo, 0)) // M)), wall_s=wall)
