@@ -10,7 +10,7 @@ Usage::
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
     tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
-                [--placement P] [--vcd F] [--json] | --list
+                [--placement P] [--json] | --list
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
@@ -203,8 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inject a bit flip into each frame with this probability")
     app.add_argument("--crash", metavar="NODE@METACYCLE",
                      help="crash a node at a metacycle, e.g. 3@5")
-    app.add_argument("--vcd", metavar="OUT.vcd",
-                     help="write the calendars, frames and firings as a VCD (+ .gtkw)")
     app.add_argument("--json", action="store_true", help="print one JSON object")
     app.set_defaults(func=_cmd_app, until=None, record=None)
     return parser
@@ -536,12 +534,6 @@ def _cmd_app(args: argparse.Namespace) -> int:
         raise ConfigError("app", None, "must name a built-in app (tidesim app --list) or "
                                        "a FILE.py")
     run_cfg = _run_config(args)
-    if args.vcd is not None:
-        for given in (args.config, args.app):
-            if given is not None and Path(given).exists() and _same_file(Path(args.vcd),
-                                                                         Path(given)):
-                raise ConfigError("--vcd", args.vcd, f"must not overwrite the input {given}")
-        check_output_file("--vcd", args.vcd)
     crash = None
     if args.crash is not None:
         from .calendars import Crash
@@ -558,11 +550,6 @@ def _cmd_app(args: argparse.Namespace) -> int:
                      fidelity=run_cfg.fidelity, sync_until_s=run_cfg.until_s,
                      flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash)
     summary = result.summary()
-    if args.vcd is not None:
-        from .backends.vcd import gtkw_path, write_app_vcd
-
-        vcd = write_app_vcd(result, args.vcd)
-        summary.update(vcd=str(vcd), gtkw=str(gtkw_path(vcd)))
     if args.json:
         print(json.dumps(summary, default=_json_default))
     else:
