@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -65,7 +65,6 @@ class LogicalRun:
     cycles: int
     metacycles: int
     wall_s: float
-    link_frames: np.ndarray = field(repr=False, default=None)
 
     def first_corrupted(self) -> tuple[str, int] | None:
         """``(output, token index)`` of the earliest corrupted output token, or None."""

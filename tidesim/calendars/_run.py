@@ -197,17 +197,15 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
             cyc = fl.cycle if fl.time_s >= t0 else int(epoch[fl.node] + lo)
             faults.append(AppFault(fl.node, fl.link, fl.src, fl.kind, int(cyc),
                                    int(cyc - epoch[fl.node])))
-    first = None
     if faults:
         fc = np.full(net.n_links, -1, dtype=np.int64)
         for f in faults:
             fc[f.link] = f.app_cycle if fc[f.link] < 0 else min(fc[f.link], f.app_cycle)
         run = execute(sched, n_iter, flip_probability=flip_probability, seed=seed,
                       crash=crash, fault_cycles=fc)
-    first = run.first_corrupted()
     func = functional_run(graph, n_iter)
     matches = outputs_equal(run.outputs, func.outputs) and outputs_equal(run.states, func.states)
     return AppRun(app=name, schedule=sched, logical=run, functional=func,
                   matches_functional=matches, epoch_cycles=epoch, sync_s=t0,
-                  fidelity=fidelity, faults=faults, first_corrupted=first)
+                  fidelity=fidelity, faults=faults, first_corrupted=run.first_corrupted())
 

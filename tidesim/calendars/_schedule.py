@@ -30,7 +30,7 @@ distance (0, or 1 for a token that starts as an initial token),
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -86,7 +86,6 @@ class Schedule:
     tx_words: np.ndarray
     rx_words: np.ndarray
     state_words: np.ndarray
-    _tables: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_firings(self) -> int:
@@ -124,14 +123,6 @@ class Schedule:
 
 
 # -- token bookkeeping ---------------------------------------------------------
-
-
-def _port_offsets(ports) -> list[int]:
-    off, out = 0, []
-    for p in ports:
-        out.append(off)
-        off += p.rate * p.token_words
-    return out
 
 
 @dataclass(frozen=True)
@@ -425,8 +416,8 @@ class _Plan:
             self.state_base[i] = st[nodes[i]]
             st[nodes[i]] += ins.action.state_words
         self.tx_words, self.rx_words, self.state_words = tx, rx, st
-        self.in_off = [_port_offsets(x.action.inputs) for x in inst]
-        self.out_off = [_port_offsets(x.action.outputs) for x in inst]
+        self.in_off = [x.action.in_offsets for x in inst]
+        self.out_off = [x.action.out_offsets for x in inst]
         self.q = q
 
     def _firing_order(self) -> list[tuple[int, int]]:
