@@ -28,6 +28,7 @@ from tidesim.calendars import (
     place,
     schedule,
 )
+from tidesim.calendars._run import outputs_equal
 from tidesim.errors import ConfigError
 from tidesim.waves import App, In, Out, action, functional_run
 
@@ -273,6 +274,45 @@ def test_optimal_placement_is_no_worse_than_greedy_on_makespan():
 def test_one_to_one_placement_needs_enough_nodes():
     with pytest.raises(ConfigError, match="needs 5 nodes for 5 instances, the topology has 3"):
         schedule(_ring_app(5).graph(), LogicalNetwork.ring(3), "one-to-one")
+
+
+@pytest.mark.parametrize("how", ["greedy", "optimal", "one-to-one"])
+def test_every_placement_keeps_pinned_instances(how):
+    app = App("ring")
+    pins = {0: 2, 3: 0, 4: 2}
+    for i in range(5):
+        app.add(f"s{i}", _stage, node=pins.get(i))
+    for i in range(5):
+        app.connect(f"s{i}.y", f"s{(i + 1) % 5}.x", initial=np.array([[i, 2 * i]]))
+    graph = app.graph()
+    assert [x.node for x in graph.instances] == [2, None, None, 0, 2]
+    net = LogicalNetwork.ring(5 if how == "one-to-one" else 3, latency_cycles=2)
+    nodes = place(graph, net, how)
+    assert [nodes[i] for i in pins] == list(pins.values())
+    if how == "one-to-one":
+        assert nodes[[1, 2]].tolist() == [1, 2]
+    sched = schedule(graph, net, how)
+    check_schedule(sched)
+    assert outputs_equal(execute(sched, 3).outputs, functional_run(graph, 3).outputs)
+
+
+def test_a_module_pin_applies_to_its_unpinned_actions():
+    inner = App("pair").add("a", _stage).add("b", _stage, node=1).connect("a.y", "b.x")
+    inner.expose("x", "a.x").expose("y", "b.y")
+    app = App("top").add("m", inner, node=3).add("t", _stage)
+    app.connect("m.y", "t.x").connect("t.y", "m.x", initial=np.array([[1, 2]]))
+    assert [(x.name, x.node) for x in app.graph().instances] == [
+        ("m.a", 3), ("m.b", 1), ("t", None)]
+
+
+def test_bad_pins_are_one_line():
+    with pytest.raises(ConfigError, match=r"^ring\.s0\.node: must be an integer >= 0, got -1$"):
+        App("ring").add("s0", _stage, node=-1)
+    app = App("ring").add("s0", _stage, node=7).connect("s0.y", "s0.x",
+                                                        initial=np.array([[1, 2]]))
+    with pytest.raises(ConfigError, match=r"^s0\.node: the app needs node 7, the topology has "
+                                          r"3 nodes \(0 \.\. 2\), got 7$"):
+        place(app.graph(), LogicalNetwork.ring(3), "greedy")
 
 
 def test_more_than_one_iteration_of_initial_tokens_is_refused():

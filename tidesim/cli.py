@@ -10,7 +10,7 @@ Usage::
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
     tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
-                [--placement P] [--json] | --list
+                [--placement P] [--vcd F] [--json] | --list
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
@@ -203,8 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inject a bit flip into each frame with this probability")
     app.add_argument("--crash", metavar="NODE@METACYCLE",
                      help="crash a node at a metacycle, e.g. 3@5")
+    app.add_argument("--calendar-depth", type=int, metavar="N",
+                     help="entries one calendar holds (sets hardware.calendar_depth; "
+                          "default: not checked)")
+    app.add_argument("--vcd", metavar="FILE",
+                     help="write the application's waveform (calendar pointers, metacycle "
+                          "counters, frames on every link, firings) and FILE.gtkw")
     app.add_argument("--json", action="store_true", help="print one JSON object")
-    app.set_defaults(func=_cmd_app, until=None, record=None)
+    app.set_defaults(func=_cmd_app, until=None, record=None, plot=None)
     return parser
 
 
@@ -249,14 +255,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Check the output files of ``run`` before anything is simulated.
+def _check_outputs(args: argparse.Namespace, command: str = "run") -> None:
+    """Check the output files of ``run`` (or ``app``) before anything is simulated.
 
     Every output (the VCD, the ``.gtkw`` written beside it, the plot) must be
     writable, and must be neither the config file nor another output.
 
     Raises:
-        ConfigError: on ``run.vcd`` or ``run.plot``.
+        ConfigError: on ``run.vcd`` or ``run.plot`` (``app.vcd``).
     """
     from .backends.vcd import gtkw_path, require_pyvcd
 
@@ -265,8 +271,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.vcd is not None:
         require_pyvcd()
         vcd, gtkw = Path(args.vcd), gtkw_path(args.vcd)
-        outputs += [("run.vcd", args.vcd, vcd, f"the VCD file {vcd}", ""),
-                    ("run.vcd", args.vcd, gtkw, f"the GTKWave save file {gtkw}",
+        outputs += [(f"{command}.vcd", args.vcd, vcd, f"the VCD file {vcd}", ""),
+                    (f"{command}.vcd", args.vcd, gtkw, f"the GTKWave save file {gtkw}",
                      f"its GTKWave save file {gtkw}")]
     if args.plot is not None:
         from .studies.plots import check_plot_path
@@ -534,6 +540,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
         raise ConfigError("app", None, "must name a built-in app (tidesim app --list) or "
                                        "a FILE.py")
     run_cfg = _run_config(args)
+    _check_outputs(args, "app")
     crash = None
     if args.crash is not None:
         from .calendars import Crash
@@ -542,14 +549,26 @@ def _cmd_app(args: argparse.Namespace) -> int:
         if not (node.isdigit() and meta.isdigit()):
             raise ConfigError("--crash", args.crash, "must be NODE@METACYCLE, e.g. 3@5")
         crash = Crash(int(node), int(meta))
+    hardware = None
+    if args.calendar_depth is not None:
+        from .calendars import Hardware
+
+        hardware = Hardware(calendar_depth=args.calendar_depth)
     system = build_system(run_cfg)
     app = load_app(args.app, system.n_nodes)
     from .calendars import run_app
 
     result = run_app(app, system, metacycles=args.metacycles, placement=args.placement,
                      fidelity=run_cfg.fidelity, sync_until_s=run_cfg.until_s,
-                     flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash)
+                     flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash,
+                     hardware=hardware)
     summary = result.summary()
+    if args.vcd is not None:
+        from .backends.vcd import gtkw_path, write_app_vcd
+
+        vcd = write_app_vcd(result.schedule, result.logical, args.vcd,
+                            cycle_ps=max(2, round(1e12 / system.f_nom_hz)))
+        summary["vcd"], summary["gtkw"] = str(vcd), str(gtkw_path(vcd))
     if args.json:
         print(json.dumps(summary, default=_json_default))
     else:

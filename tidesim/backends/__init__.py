@@ -1,7 +1,9 @@
 """Backends: where a bittide system's results go, and where its runs run.
 
 * :mod:`tidesim.backends.vcd` -- :func:`write_vcd` writes a run's waveforms
-  as a VCD file with a GTKWave save file beside it (``docs/waveforms.md``).
+  as a VCD file with a GTKWave save file beside it (``docs/waveforms.md``);
+  :func:`write_app_vcd` does the same for an application run in logical time
+  (``docs/schedule.md``).
 * :mod:`tidesim.backends.executors` -- :class:`SweepExecutor`, the workers a
   sweep's runs go to, made by name with :func:`make_executor`: ``"processes"``
   (local worker processes) or ``"dask"`` (a Dask cluster).
@@ -20,12 +22,14 @@ __all__ = [
     "gtkw_path",
     "make_executor",
     "register_executor",
+    "write_app_vcd",
     "write_vcd",
 ]
 
 _MODULES = {
     "gtkw_path": "vcd",
     "write_vcd": "vcd",
+    "write_app_vcd": "vcd",
     "ExecutorAdapter": "executors",
     "SweepExecutor": "executors",
     "executor_names": "executors",

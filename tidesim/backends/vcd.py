@@ -29,9 +29,11 @@ from .. import __version__
 from .._checks import choice, integer, number
 from .._jit import njit
 from ..errors import ConfigError
+from ._appvcd import APP_VCD_LIMIT, write_app_vcd
 from ._vcdfmt import Body, id_codes, render_body
 
-__all__ = ["CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "require_pyvcd", "write_vcd"]
+__all__ = ["APP_VCD_LIMIT", "CLOCK_EDGE_LIMIT", "TIMESCALES", "gtkw_path", "require_pyvcd",
+           "write_app_vcd", "write_vcd"]
 
 #: Time units a VCD can be written in, and how many of them make a second:
 #: a time ``t`` (s) is written as the integer ``round(t * TIMESCALES[unit])``.
@@ -413,11 +415,15 @@ def _header(vars_: list[VcdVar], ids: np.ndarray, timescale: str, comment: str) 
     return ("\n".join(lines) + "\n").encode("ascii")
 
 
-def _write_gtkw(vars_: list[VcdVar], vcd_path: Path, t0: int, t1: int) -> Path:
+def _write_gtkw(vars_: list[VcdVar], vcd_path: Path, t0: int, t1: int, *,
+                colors: dict[str, str] | None = None,
+                comment: str = "tidesim.backends.vcd.write_vcd") -> Path:
+    """The ``.gtkw`` save file of a VCD: a group per scope, colours by signal name."""
     from vcd.gtkw import GTKWColor, GTKWFlag, GTKWSave
 
     out = gtkw_path(vcd_path)
-    color = {"clk": GTKWColor.green, "freq_ppm": GTKWColor.orange,
+    color = {name: GTKWColor[c] for name, c in colors.items()} if colors else {
+             "clk": GTKWColor.green, "freq_ppm": GTKWColor.orange,
              "corr_ppm": GTKWColor.yellow, "desired_ppm": GTKWColor.yellow,
              "finc": GTKWColor.red, "fdec": GTKWColor.red, "count": GTKWColor.blue,
              "ddc": GTKWColor.indigo, "stable": GTKWColor.green, "settled": GTKWColor.green,
@@ -426,7 +432,7 @@ def _write_gtkw(vars_: list[VcdVar], vcd_path: Path, t0: int, t1: int) -> Path:
               "real_line": (GTKWFlag.analog_interpolated, 2)}
     with open(out, "w", encoding="ascii") as fh:
         g = GTKWSave(fh)
-        g.comment("written by tidesim.backends.vcd.write_vcd")
+        g.comment(f"written by {comment}")
         # GTKWave resolves a moved pair from these two paths (relative to each other)
         g.dumpfile(str(vcd_path), abspath=True)
         g.savefile(str(out), abspath=True)
@@ -449,8 +455,8 @@ def _write_gtkw(vars_: list[VcdVar], vcd_path: Path, t0: int, t1: int) -> Path:
                 g.begin_group(name)
                 open_groups.append(name)
             flags, stretch = analog.get(v.fmt, (GTKWFlag.none, 0))
-            datafmt = {"bit": "hex", "dec": "dec", "signed": "signed", "step": "signed",
-                       "real_step": "real", "real_line": "real"}[v.fmt]
+            datafmt = {"bit": "hex", "hex": "hex", "dec": "dec", "signed": "signed",
+                       "step": "signed", "real_step": "real", "real_line": "real"}[v.fmt]
             g.trace(v.path, alias=v.name, color=color.get(v.name), datafmt=datafmt,
                     extraflags=flags)
             for _ in range(stretch):

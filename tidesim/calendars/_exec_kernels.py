@@ -6,6 +6,11 @@ and its metacycle ``m = c // M``. An operation of stage ``s`` in slot ``x``
 belongs to iteration ``k = m - s`` and runs only when ``0 <= k < n_iter``.
 A frame put on link ``l`` at step ``g`` is read by the receiver at step
 ``g + delay[l]`` (``delay = λ' + base[src] - base[dst] >= 0``).
+
+The kernel keeps every node's slot and metacycle step by step (no division
+per step) and, unless an app fires plain Python, counts down the idle slots
+of every link's and node's calendars, so that a sparse calendar costs no
+table look-up at its idle slots.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ RUN_SIGNATURE = types.UniTuple(_i, 5)(
     _u2, _u1,                                     # ring, last
     _i1, _i1, _i1, _u2,                           # record
     _t1, _t1, _t1, _t2, _t1, _t2,                 # taints
-    types.float64, _i, _i, _i, _i1)               # flips, crash, buffer faults
+    types.float64, _i, _i, _i, _i1,               # flips, crash, buffer faults
+    _u2, _i)                                      # wire record, its first step
 """One signature, so the kernel is compiled (and cached) once for every app:
 each app's dispatch comes in through a function pointer."""
 
@@ -73,6 +79,45 @@ def _mix(seed, link, cycle):
     return z ^ (z >> np.uint64(31))
 
 
+NEVER = 1 << 62
+"""A countdown that never ends: the slot table has no active slot at all."""
+
+
+@njit(inline="always")
+def _idle_after(t1, t2, row, x, M):
+    """How many slots after ``x`` of ``row`` are idle in both tables (``< 0``).
+
+    The slots repeat every ``M``: ``M - 1`` when ``x`` is the row's only
+    active slot, :data:`NEVER` when the row has none.
+    """
+    y = x
+    for d in range(1, M):
+        y += 1
+        if y == M:
+            y = 0
+        if t1[row, y] >= 0 or t2[row, y] >= 0:
+            return d - 1
+    if t1[row, x] >= 0 or t2[row, x] >= 0:
+        return M - 1
+    return NEVER
+
+
+@njit(inline="always")
+def _no_copy_after(copy_ptr, n, x, M):
+    """:func:`_idle_after` for node ``n``'s local copies (CSR over ``n * M + x``)."""
+    p0 = n * M
+    y = x
+    for d in range(1, M):
+        y += 1
+        if y == M:
+            y = 0
+        if copy_ptr[p0 + y] < copy_ptr[p0 + y + 1]:
+            return d - 1
+    if copy_ptr[p0 + x] < copy_ptr[p0 + x + 1]:
+        return M - 1
+    return NEVER
+
+
 @jit_signature(RUN_SIGNATURE)
 def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                 base, lsrc, ldst, delay,
@@ -85,7 +130,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                 ring, last,
                 rec_ptr, rec_src, rec_dst, rec,
                 taint_tx, taint_rx, taint_state, taint_ring, taint_last, taint_rec,
-                flip_p, flip_seed, crash_node, crash_metacycle, fault_cycle):
+                flip_p, flip_seed, crash_node, crash_metacycle, fault_cycle,
+                wire, wire_g0):
     """Run global steps ``g .. g_end - 1``; stop early at a plain-Python firing.
 
     Args:
@@ -112,6 +158,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
         crash_node, crash_metacycle: node that stops at that metacycle (-1: none).
         fault_cycle: int64 ``[L]``: frames received on link ``l``
             from receiver cycle ``fault_cycle[l]`` on are corrupted (-1: never).
+        wire, wire_g0: uint64 ``[L, W]``: the frame put on each link at steps
+            ``wire_g0 .. wire_g0 + W - 1`` (for waveforms; ``W = 0`` records nothing).
 
     Returns:
         ``(status, g, node, fid, k)``: ``DONE``, or ``PYTHON_FIRING`` with the
@@ -121,19 +169,42 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
     L = lsrc.shape[0]
     N = base.shape[0]
     R = ring.shape[1]
+    W = wire.shape[1]
+    # every node's slot x = c mod M and metacycle m = c // M at step g, kept up
+    # to date step by step (no division in the loops below)
+    xs = np.empty(N, dtype=np.int64)
+    ms = np.empty(N, dtype=np.int64)
+    for n in range(N):
+        c = g + base[n]
+        xs[n] = c % M
+        ms[n] = c // M
+    now = g % R  # the ring slot read at step g; link l writes slot now + delay[l]
+    # countdowns: how many more steps each link's gather / switch and scatter
+    # slots, and each node's copies and firing, are idle in the tables (a
+    # sparse calendar then skips its tables). Only without plain-Python
+    # firings: the kernel returns at those and would scan the tables again.
+    skip = not is_py.any()
+    g_idle = np.zeros(L if skip else 0, dtype=np.int64)
+    s_idle = np.zeros(L if skip else 0, dtype=np.int64)
+    c_idle = np.zeros(N if skip else 0, dtype=np.int64)
+    f_idle = np.zeros(N if skip else 0, dtype=np.int64)
     while g < g_end:
         if resume_node < 0:
             # gather and switch: every link's sender puts one frame on the wire
+            q = g - wire_g0
+            keep = q >= 0 and q < W
             for l in range(L):
                 i = lsrc[l]
-                c = g + base[i]
-                x = c % M
-                m = c // M
                 w = np.uint64(0)
                 tw = np.uint8(0)
-                if crash_node == i and m >= crash_metacycle:
+                if crash_node == i and ms[i] >= crash_metacycle:
+                    # (for good: the link's countdown is not read again)
                     tw = np.uint8(1)
+                elif skip and g_idle[l] > 0:
+                    g_idle[l] -= 1
                 else:
+                    x = xs[i]
+                    m = ms[i]
                     a = ga[l, x]
                     if a >= 0:
                         k = m - gs[l, x]
@@ -147,52 +218,68 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                             if k >= 0 and k < n_iter:
                                 w = last[fl]
                                 tw = taint_last[fl]
+                    if skip:
+                        g_idle[l] = _idle_after(ga, si, l, x, M)
                 if flip_p > 0.0:
-                    h = _mix(flip_seed, l, c)
+                    h = _mix(flip_seed, l, g + base[i])
                     if (h >> np.uint64(11)) * (1.0 / 9007199254740992.0) < flip_p:
                         w ^= np.uint64(1) << (h & np.uint64(63))
                         tw = np.uint8(1)
-                s = (g + delay[l]) % R
+                if keep:
+                    wire[l, q] = w
+                s = now + delay[l]  # (g + delay[l]) mod R, as 0 <= delay[l] < R
+                if s >= R:
+                    s -= R
                 ring[l, s] = w
                 taint_ring[l, s] = tw
             # scatter: every link's receiver takes the frame due now
             for l in range(L):
                 j = ldst[l]
-                c = g + base[j]
-                s = g % R
-                w = ring[l, s]
-                tw = taint_ring[l, s]
-                if fault_cycle[l] >= 0 and c >= fault_cycle[l]:
+                w = ring[l, now]
+                tw = taint_ring[l, now]
+                if fault_cycle[l] >= 0 and g + base[j] >= fault_cycle[l]:
                     tw = np.uint8(1)
                 last[l] = w
                 taint_last[l] = tw
-                x = c % M
+                if skip and s_idle[l] > 0:
+                    s_idle[l] -= 1
+                    continue
+                x = xs[j]
                 a = sa[l, x]
                 if a >= 0:
-                    k = c // M - sst[l, x]
+                    k = ms[j] - sst[l, x]
                     if k >= 0 and k < n_iter:
                         rx[rx_base[j] + a] = w
                         taint_rx[rx_base[j] + a] = tw
+                if skip:
+                    s_idle[l] = _idle_after(sa, sa, l, x, M)
             # local copies, then compute
             for n in range(N):
-                c = g + base[n]
-                x = c % M
-                m = c // M
-                p = n * M + x
+                if skip and c_idle[n] > 0:
+                    c_idle[n] -= 1
+                    continue
+                m = ms[n]
+                p = n * M + xs[n]
                 for r in range(copy_ptr[p], copy_ptr[p + 1]):
                     k = m - copy_stage[r]
                     if k >= 0 and k < n_iter:
                         rx[rx_base[n] + copy_rx[r]] = tx[tx_base[n] + copy_tx[r]]
                         taint_rx[rx_base[n] + copy_rx[r]] = taint_tx[tx_base[n] + copy_tx[r]]
+                if skip:
+                    c_idle[n] = _no_copy_after(copy_ptr, n, xs[n], M)
             n0 = 0
         else:
             n0 = resume_node
             resume_node = -1
         for n in range(n0, N):
-            c = g + base[n]
-            x = c % M
-            m = c // M
+            if skip and f_idle[n] > 0:
+                f_idle[n] -= 1
+                continue
+            x = xs[n]
+            m = ms[n]
             fid = fire_id[n, x]
+            if skip:
+                f_idle[n] = _idle_after(fire_id, fire_id, n, x, M)
             if fid < 0:
                 continue
             k = m - fire_stage[n, x]
@@ -224,6 +311,17 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                 return PYTHON_FIRING, g, n, fid, k
             dispatch(kind, state[st_lo[inst]:st_hi[inst]], rx[i0:i1], tx[o0:o1])
             _post_fire(fid, k, tx, o0, rec_ptr, rec_src, rec_dst, rec, taint_tx, taint_rec)
+        # the next step
+        for n in range(N):
+            x = xs[n] + 1
+            if x == M:
+                xs[n] = 0
+                ms[n] += 1
+            else:
+                xs[n] = x
+        now += 1
+        if now == R:
+            now = 0
         g += 1
     return DONE, g, -1, -1, -1
 

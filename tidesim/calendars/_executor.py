@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -56,6 +56,12 @@ class LogicalRun:
             a corrupted frame (a bit flip, a crashed node, a buffer fault).
         iterations: ``N``; cycles: application cycles run (per node).
         wall_s: the kernel's wall time.
+        steps: ``(first, end)`` the global steps run; node ``n``'s application
+            cycle at step ``g`` is ``g + base[n]`` (int64 ``[N]``).
+        wire, wire_from: uint64 ``[L, W]`` the frame on each link at steps
+            ``wire_from ..`` (empty unless ``execute(wire_steps=...)``).
+        faults: the fault-injection arguments of :func:`execute`, so that
+            the run can be repeated exactly.
     """
 
     outputs: dict
@@ -65,6 +71,11 @@ class LogicalRun:
     cycles: int
     metacycles: int
     wall_s: float
+    steps: tuple = (0, 0)
+    base: np.ndarray | None = None
+    wire: np.ndarray | None = None
+    wire_from: int = 0
+    faults: dict = field(default_factory=dict)
 
     def first_corrupted(self) -> tuple[str, int] | None:
         """``(output, token index)`` of the earliest corrupted output token, or None."""
@@ -116,7 +127,8 @@ def _dispatch_for(kinds):
 
 
 def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int = 0,
-            crash: Crash | None = None, fault_cycles=None) -> LogicalRun:
+            crash: Crash | None = None, fault_cycles=None,
+            wire_steps: tuple[int, int] | None = None) -> LogicalRun:
     """Run ``iterations`` SDF iterations of a schedule in logical time.
 
     Args:
@@ -128,6 +140,8 @@ def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int 
         fault_cycles: int ``[L]``, per link the receiver's application cycle
             from which it reads corrupted frames (an elastic-buffer fault),
             -1 for none.
+        wire_steps: ``(first, end)`` global steps whose frames on every link
+            are kept in :attr:`LogicalRun.wire` (for waveforms).
 
     Returns:
         A :class:`LogicalRun`.
@@ -221,6 +235,13 @@ def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int 
     g0 = int(lo - b.max())
     g1 = int(last_cycle - b.min())
 
+    if wire_steps is None:
+        w0, w1 = 0, 0
+    else:
+        w0, w1 = (int(v) for v in wire_steps)
+        if w1 < w0:
+            raise ConfigError("wire_steps", wire_steps, "must be (first, end) with end >= first")
+    wire = np.zeros((L, w1 - w0), dtype=np.uint64)
     taint = {name: np.zeros(a.shape, dtype=np.uint8) for name, a in (
         ("tx", tx), ("rx", rx), ("state", state), ("ring", ring), ("last", last), ("rec", rec))}
     crash_node = -1 if crash is None else int(crash.node)
@@ -231,7 +252,7 @@ def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int 
                  f_nin, f_out, f_nout, is_py, st_lo, st_hi, tx, rx, state, tx_base, rx_base,
                  ring, last, rec_ptr, rec_src, rec_dst, rec, taint["tx"], taint["rx"],
                  taint["state"], taint["ring"], taint["last"], taint["rec"], flip_p, seed,
-                 crash_node, crash_m, fc)
+                 crash_node, crash_m, fc, wire, w0)
     t0 = time.perf_counter()
     g, resume = g0, -1
     while True:
@@ -261,4 +282,7 @@ def execute(sched, iterations: int, *, flip_probability: float = 0.0, seed: int 
               for i, x in enumerate(inst)}
     return LogicalRun(outputs=outputs, states=states, corrupted=corrupted,
                       iterations=n_iter, cycles=int(last_cycle - lo),
-                      metacycles=int(-(-(last_cycle - min(lo, 0)) // M)), wall_s=wall)
+                      metacycles=int(-(-(last_cycle - min(lo, 0)) // M)), wall_s=wall,
+                      steps=(g0, g1), base=b, wire=wire, wire_from=w0,
+                      faults=dict(flip_probability=flip_p, seed=seed, crash=crash,
+                                  fault_cycles=None if fault_cycles is None else fc))

@@ -25,7 +25,8 @@ MAX_INSTANCES = 12
 MAX_NODES = 16
 
 
-def optimal_placement(graph, dist: np.ndarray, load: np.ndarray, objective: str) -> np.ndarray:
+def optimal_placement(graph, dist: np.ndarray, load: np.ndarray, objective: str,
+                      pins: np.ndarray | None = None) -> np.ndarray:
     """The placement minimising ``objective`` (see the module docstring).
 
     Args:
@@ -33,6 +34,7 @@ def optimal_placement(graph, dist: np.ndarray, load: np.ndarray, objective: str)
         dist: int ``[N, N]`` hop distances of the network.
         load: int ``[I]`` compute cycles per iteration of each instance.
         objective: ``"makespan"`` or ``"link-load"``.
+        pins: int ``[I]``: the node an instance must be on, -1 where free.
 
     Returns:
         int64 ``[I]`` nodes.
@@ -87,6 +89,10 @@ def optimal_placement(graph, dist: np.ndarray, load: np.ndarray, objective: str)
     integrality[n_x] = 0
     ub = np.ones(n_var)
     ub[n_x] = np.inf
+    if pins is not None:
+        for i in np.flatnonzero(pins >= 0):  # a pinned instance has one possible node
+            ub[i * n_n:(i + 1) * n_n] = 0
+            ub[i * n_n + pins[i]] = 1
     res = milp(c, constraints=LinearConstraint(A.tocsr(), lo, hi),
                integrality=integrality, bounds=Bounds(np.zeros(n_var), ub))
     if res.x is None:  # pragma: no cover - always feasible

@@ -18,10 +18,11 @@ import numpy as np
 
 from .._checks import integer
 from ..errors import SimulationFault
+from ._calendar import Hardware
 from ._checker import check_schedule
 from ._executor import Crash, LogicalRun, execute
 from ._network import LogicalNetwork
-from ._schedule import Schedule, schedule
+from ._schedule import Schedule, check_fits, schedule
 
 __all__ = ["AppFault", "AppRun", "run_app", "synchronise"]
 
@@ -57,7 +58,7 @@ class AppRun:
         schedule: the :class:`Schedule`; logical: the :class:`LogicalRun`.
         functional: the :class:`~tidesim.waves.FunctionalResult` of the same
             iterations; matches_functional: every output and final state
-            equal, bit for bit.
+            equal, bit for bit, and no output token corrupted by a fault.
         epoch_cycles: int64 ``[n]`` each node's cycle at the application's start.
         sync_s: the physical time the application started at.
         faults: :class:`AppFault` s during the application's cycles.
@@ -157,7 +158,7 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
         placement: see :func:`~tidesim.calendars.place`.
         fidelity: of the physical run.
         sync_until_s: give up on synchrony after this long.
-        hardware: calendar and memory limits.
+        hardware: calendar and memory limits (default: :class:`Hardware` ()).
         check: prove the schedule with :func:`check_schedule`.
         flip_probability, seed, crash: fault injection (:func:`execute`).
     """
@@ -166,6 +167,8 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
     n_iter = integer("metacycles", metacycles, lo=1)
     graph = app.graph() if hasattr(app, "graph") and callable(app.graph) else app
     name = getattr(app, "name", "app")
+    hardware = Hardware() if hardware is None else hardware
+    check_fits(graph, system.n_nodes, placement)  # before the physical run
     sim = synchronise(system, fidelity=fidelity, until_s=sync_until_s)
     tr = sim.trace()
     epoch = tr.final_cycles
@@ -204,7 +207,11 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
         run = execute(sched, n_iter, flip_probability=flip_probability, seed=seed,
                       crash=crash, fault_cycles=fc)
     func = functional_run(graph, n_iter)
-    matches = outputs_equal(run.outputs, func.outputs) and outputs_equal(run.states, func.states)
+    # a token that depends on a corrupted frame cannot be trusted, even where
+    # its value happens to be right (a buffer fault marks frames, it does not
+    # invent their contents)
+    matches = (run.first_corrupted() is None and outputs_equal(run.outputs, func.outputs)
+               and outputs_equal(run.states, func.states))
     return AppRun(app=name, schedule=sched, logical=run, functional=func,
                   matches_functional=matches, epoch_cycles=epoch, sync_s=t0,
                   fidelity=fidelity, faults=faults, first_corrupted=run.first_corrupted())

@@ -174,7 +174,9 @@ def place(graph, network: LogicalNetwork, how: str = "greedy", *,
             nodes), ``"greedy"`` (instances in firing order, each on the node
             that minimises its compute load plus the hop distance to what it
             talks to), or ``"optimal"`` (``scipy.optimize.milp``, small
-            instances: at most 12 instances and 16 nodes).
+            instances: at most 12 instances and 16 nodes). Every mode keeps
+            the instances the app pins (``Module.add(..., node=k)``) on
+            their nodes.
         objective: for ``"optimal"``: ``"makespan"`` (the most loaded node's
             compute cycles) or ``"link-load"`` (frames times hops).
 
@@ -182,24 +184,21 @@ def place(graph, network: LogicalNetwork, how: str = "greedy", *,
         int64 ``[I]``.
     """
     n_inst = len(graph.instances)
-    if how not in PLACEMENTS:
-        raise ConfigError("placement", how, f"must be one of {', '.join(PLACEMENTS)}")
+    pins = check_fits(graph, network.n_nodes, how)
+    pinned = pins >= 0
     if how == "one-to-one":
-        if n_inst > network.n_nodes:
-            raise ConfigError("placement", how,
-                              f"needs {n_inst} nodes for {n_inst} instances, "
-                              f"the topology has {network.n_nodes}")
-        return np.arange(n_inst, dtype=np.int64)
+        return np.where(pinned, pins, np.arange(n_inst, dtype=np.int64))
     dist = _hop_distances(network)
     load = graph.repetitions * np.array([i.action.cycles for i in graph.instances])
     if how == "optimal":
         from ._placement import optimal_placement
 
-        return optimal_placement(graph, dist, load, objective)
+        return optimal_placement(graph, dist, load, objective, pins)
     traffic = _traffic(graph)
     node_load = np.zeros(network.n_nodes, dtype=np.int64)
-    out = np.full(n_inst, -1, dtype=np.int64)
-    firstseen = list(dict.fromkeys(graph.order))
+    out = pins.copy()
+    np.add.at(node_load, pins[pinned], load[pinned])
+    firstseen = [i for i in dict.fromkeys(graph.order) if not pinned[i]]
     for i in firstseen:
         cost = node_load.astype(np.float64) + load[i]
         for (a, b), words in traffic.items():
@@ -210,6 +209,32 @@ def place(graph, network: LogicalNetwork, how: str = "greedy", *,
         out[i] = n
         node_load[n] += load[i]
     return out
+
+
+def check_fits(graph, n_nodes: int, how: str) -> np.ndarray:
+    """Refuse a placement the node count alone rules out (before any simulation).
+
+    Returns:
+        int64 ``[I]``: the node each instance is pinned to, -1 where none.
+
+    Raises:
+        ConfigError: an unknown placement, a pin to a node the topology does
+            not have, or one-to-one with more instances than nodes.
+    """
+    if how not in PLACEMENTS:
+        raise ConfigError("placement", how, f"must be one of {', '.join(PLACEMENTS)}")
+    n_inst = len(graph.instances)
+    pins = np.array([-1 if x.node is None else x.node for x in graph.instances],
+                    dtype=np.int64)
+    if len(pins) and pins.max() >= n_nodes:
+        i = int(np.argmax(pins))
+        raise ConfigError(f"{graph.instances[i].name}.node", int(pins[i]),
+                          f"the app needs node {int(pins[i])}, the topology has "
+                          f"{n_nodes} nodes (0 .. {n_nodes - 1})")
+    if how == "one-to-one" and n_inst > n_nodes:
+        raise ConfigError("placement", how, f"needs {n_inst} nodes for {n_inst} instances, "
+                                            f"the topology has {n_nodes}")
+    return pins
 
 
 def _traffic(graph) -> dict[tuple[int, int], int]:

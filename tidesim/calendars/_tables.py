@@ -140,4 +140,15 @@ def check_hardware(sched, hardware) -> None:
             n = int(np.argmax(used))
             raise ConfigError(f"hardware.{what}", int(cap),
                               f"is too small: node {n} needs {int(used[n])} words")
-    calendars_of(sched, hardware=hardware)
+    from dataclasses import replace
+
+    from ._calendar import MAX_CALENDAR_DEPTH
+
+    # built as deep as the model allows, so that a refusal names the node and its need
+    deep = replace(hardware, calendar_depth=MAX_CALENDAR_DEPTH)
+    for n, cals in enumerate(calendars_of(sched, hardware=deep)):
+        for kind, cal in cals.items():
+            if cal.depth > hardware.calendar_depth:
+                raise ConfigError("hardware.calendar_depth", hardware.calendar_depth,
+                                  f"is too small: node {n}'s {kind} calendar needs "
+                                  f"{cal.depth} entries")

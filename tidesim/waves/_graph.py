@@ -55,11 +55,14 @@ class Instance:
         name: hierarchical name (``"stage.filter"``).
         action: the :class:`~tidesim.waves.Action`.
         state0: the initial state (read-only; copy it to run).
+        node: the node it is pinned to (``Module.add(..., node=k)``), or None:
+            the placement chooses.
     """
 
     name: str
     action: Action
     state0: np.ndarray
+    node: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,6 +217,7 @@ class Module:
         self.name = check_name("Module.name", name)
         self._parts: dict[str, Action | Module] = {}
         self._states: dict[str, np.ndarray] = {}
+        self._nodes: dict[str, int] = {}
         self._connections: list[_Connection] = []
         self._sources: dict[tuple[str, str], str] = {}  # input -> what feeds it, for messages
         self._exposed_in: dict[str, list[tuple[str, str]]] = {}
@@ -221,7 +225,8 @@ class Module:
 
     # ------------------------------------------------------------ building
 
-    def add(self, name: str, part: Action | Module, state: object = None) -> Module:
+    def add(self, name: str, part: Action | Module, state: object = None, *,
+            node: int | None = None) -> Module:
         """Add an action or a module under ``name``.
 
         Args:
@@ -230,6 +235,9 @@ class Module:
             state: the initial state of this instance (an array-like of the
                 action's state dtype and shape); default: the action's
                 ``init(index)``, else zeros. Actions only.
+            node: pin the part to this node (``>= 0``): every placement puts
+                it there (a module's actions without a pin of their own go
+                with it). Default: the placement chooses.
 
         Raises:
             ConfigError: a bad name, part or state.
@@ -246,6 +254,10 @@ class Module:
                 raise ConfigError(f"{self.name}.{name}.state", "state",
                                   "must be None for a module (give states to its actions)")
             self._states[name] = _frozen(part.state_array(f"{name}.state", state))
+        if node is not None:
+            if not is_integer(node) or int(node) < 0:
+                raise ConfigError(f"{self.name}.{name}.node", node, "must be an integer >= 0")
+            self._nodes[name] = int(node)
         self._parts[name] = part
         return self
 
@@ -372,7 +384,7 @@ class Module:
                 or an app without actions.
         """
         flat = _Flat()
-        flat.walk(self, "", ())
+        flat.walk(self, "", (), None)
         instances = tuple(flat.instances)
         if not instances:
             raise WavesError(f"{self.name} has no actions")
@@ -421,9 +433,10 @@ class _Flat:
         self.links: list[tuple[tuple[int, int], tuple[int, int], np.ndarray]] = []
         self.uses: dict[int, int] = {}  # id(action) -> instances so far (init's index)
 
-    def walk(self, module: Module, prefix: str, stack: tuple[Module, ...]
+    def walk(self, module: Module, prefix: str, stack: tuple[Module, ...], pin: int | None
              ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, tuple[int, int]]]:
-        """Flatten ``module``; returns its exposed inputs and outputs as leaf ports."""
+        """Flatten ``module`` (its unpinned parts go to node ``pin``); returns its
+        exposed inputs and outputs as leaf ports."""
         if any(m is module for m in stack):
             path = ".".join([*(m.name for m in stack), module.name])
             raise WavesError(f"module {module.name} contains itself ({path})")
@@ -432,17 +445,18 @@ class _Flat:
         child_out: dict[str, dict[str, tuple[int, int]]] = {}
         for name, part in module._parts.items():
             full = prefix + name
+            node = module._nodes.get(name, pin)
             if isinstance(part, Action):
                 index = len(self.instances)
                 use = self.uses.get(id(part), 0)
                 self.uses[id(part)] = use + 1
                 state = module._states.get(name)
                 state0 = _frozen(part.initial_state(use)) if state is None else state
-                self.instances.append(Instance(full, part, state0))
+                self.instances.append(Instance(full, part, state0, node))
                 child_in[name] = {p.name: [(index, k)] for k, p in enumerate(part.inputs)}
                 child_out[name] = {p.name: (index, k) for k, p in enumerate(part.outputs)}
             else:
-                child_in[name], child_out[name] = self.walk(part, full + ".", stack)
+                child_in[name], child_out[name] = self.walk(part, full + ".", stack, node)
         for c in module._connections:
             src = child_out[c.src[0]][c.src[1]]
             for dst in child_in[c.dst[0]][c.dst[1]]:

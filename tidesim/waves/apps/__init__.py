@@ -1,8 +1,9 @@
 """The built-in applications, and loading an app from a file.
 
 Six apps, each a function of the number of nodes (one instance per node at
-most) and a few parameters; ``docs/app-NAME.md`` describes each, with its
-SDF graph:
+most, each instance pinned to its node: instance ``i`` in the order added
+runs on node ``i``, whatever the placement) and a few parameters;
+``docs/app-NAME.md`` describes each, with its SDF graph:
 
 * ``allreduce-ring`` -- ring allreduce (reduce-scatter, all-gather), one chunk per firing;
 * ``allreduce-tree`` -- reduce up a binary tree, broadcast down; scales to 1024 nodes;

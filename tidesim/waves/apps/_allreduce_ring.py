@@ -132,10 +132,10 @@ def make_allreduce_ring(n_nodes: int, *, nodes: int | None = None,
         state = np.zeros(_HEAD + V)
         state[0] = i
         state[_HEAD:] = input_vector(i, 0, V)
-        app.add(f"r{i}", act, state=state)
+        app.add(f"r{i}", act, state=state, node=i)
     for i in range(n):
         j = (i + 1) % n
         first = input_vector(i, 0, V)[i * c:(i + 1) * c]
         app.connect(f"r{i}.y", f"r{j}.x", initial=first[None, :])
-    app.add("result", result).connect("r0.out", "result.x")
+    app.add("result", result, node=n).connect("r0.out", "result.x")
     return app

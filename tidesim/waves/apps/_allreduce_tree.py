@@ -130,8 +130,9 @@ def make_allreduce_tree(n_nodes: int, *, members: int | None = None, length: int
             children[int(parent[k])].append(k)
     app = App("allreduce-tree")
     for k in range(m):
-        app.add(f"up{k}", acts[len(children[k])], state=np.array([k, 0], dtype=np.int64))
-        app.add(f"down{k}", acts["inner" if children[k] else "leaf"])
+        app.add(f"up{k}", acts[len(children[k])], state=np.array([k, 0], dtype=np.int64),
+                node=2 * k)
+        app.add(f"down{k}", acts["inner" if children[k] else "leaf"], node=2 * k + 1)
     for k in range(m):
         for port, child in zip("ab", children[k], strict=False):
             app.connect(f"up{child}.s", f"up{k}.{port}")

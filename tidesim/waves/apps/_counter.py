@@ -47,7 +47,7 @@ def make_counter(n_nodes: int, *, nodes: int | None = None) -> App:
     needs_nodes("counter", n, n_nodes, f"nodes={n}")
     app = App("counter")
     for i in range(n):
-        app.add(f"c{i}", counter, state=np.array([i], dtype=np.int64))
+        app.add(f"c{i}", counter, state=np.array([i], dtype=np.int64), node=i)
     for i in range(n):
         j = (i + 1) % n
         app.connect(f"c{i}.y", f"c{j}.x", initial=np.array([i], dtype=np.int64))

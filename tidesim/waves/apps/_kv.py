@@ -110,9 +110,10 @@ def make_kv(n_nodes: int, *, shards: int | None = None, keys: int = 8, seed: int
     seed = count("kv", "seed", seed, 0)
     needs_nodes("kv", S + 1, n_nodes, f"shards={S}, plus the client")
     client, shard = _actions(S, K)
-    app = App("kv").add("client", client, state=np.array([first_state(seed), K], np.uint64))
+    app = App("kv").add("client", client, state=np.array([first_state(seed), K], np.uint64),
+                         node=0)
     for k in range(S):
-        app.add(f"shard{k}", shard, state=np.full(K, -1, dtype=np.int64))
+        app.add(f"shard{k}", shard, state=np.full(K, -1, dtype=np.int64), node=k + 1)
         app.connect(f"client.q{k}", f"shard{k}.q")
         app.connect(f"shard{k}.r", f"client.r{k}", initial=1)
     return app

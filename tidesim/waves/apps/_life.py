@@ -151,7 +151,7 @@ def make_life(n_nodes: int, *, rows: int | None = None, cols: int | None = None,
     for r in range(R):
         for c in range(C):
             cells[r, c] = board[r * h:(r + 1) * h, c * w:(c + 1) * w].copy()
-            app.add(f"tile{r}_{c}", tile, state=cells[r, c])
+            app.add(f"tile{r}_{c}", tile, state=cells[r, c], node=r * C + c)
     for r in range(R):
         for c in range(C):
             borders = [np.zeros(p.shape, np.uint8) for p in tile.outputs[:8]]

@@ -125,7 +125,7 @@ def make_pipeline(n_nodes: int, *, stages: int | None = None, width: int = 8) ->
     names = []
     for pos, kind in enumerate(stage_kinds(k)):
         name = kind if kind in ("source", "sink") else f"{kind}{pos}"
-        app.add(name, acts[kind])
+        app.add(name, acts[kind], node=pos)
         names.append(name)
     for a, b in zip(names, names[1:], strict=False):
         app.connect(f"{a}.y", f"{b}.x")
