@@ -255,6 +255,23 @@ def test_json_summary(capsys):
         N_NODES * summary["cycles"] / summary["wall_s"])
 
 
+def test_vcd_flag(tmp_path, capsys):
+    vcd = tmp_path / "counter.vcd"
+    code, out, err = run_cli(capsys, "app", "counter", "--preset", PRESET, "--metacycles", "3",
+                             "--vcd", str(vcd), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["vcd"] == str(vcd) and summary["gtkw"] == str(vcd.with_suffix(".gtkw"))
+    text = vcd.read_text()
+    # one step per nominal period of the preset (125 MHz: 8000 ps)
+    assert "$timescale 1ps $end" in text and "8000 ps per step" in text
+    assert text.count("$var integer 64") >= 5 * 3 and "fire_c4" in text
+    assert "tidesim.node_4.link_to_0.frame" in vcd.with_suffix(".gtkw").read_text()
+    # an unwritable VCD is refused before anything runs
+    line = one_error_line(capsys, "app", "counter", "--preset", PRESET, "--vcd", str(tmp_path))
+    assert line == f"{ERROR}app.vcd: must be a file path, not a directory, got '{tmp_path}'"
+
+
 def test_list(capsys):
     code, out, err = run_cli(capsys, "app", "--list")
     assert code == 0 and err == ""

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="crash a node at a metacycle, e.g. 3@5")
     app.add_argument("--calendar-depth", type=int, metavar="N",
                      help="entries one calendar holds (sets hardware.calendar_depth; "
-                          "default: not checked)")
+                          "default 1024)")
     app.add_argument("--vcd", metavar="FILE",
                      help="write the application's waveform (calendar pointers, metacycle "
                           "counters, frames on every link, firings) and FILE.gtkw")

@@ -28,7 +28,7 @@ from ._executor import Crash, LogicalRun, execute
 from ._network import LogicalNetwork
 from ._run import AppFault, AppRun, run_app, synchronise
 from ._schedule import Schedule, place, schedule
-from ._tables import Tables, build_tables, calendars_of
+from ._tables import Tables, build_tables, calendars_of, check_hardware
 from ._unit import CalendarRun, CalendarUnit
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Tables",
     "build_tables",
     "calendars_of",
+    "check_hardware",
     "check_schedule",
     "execute",
     "idle_value",
