@@ -25,6 +25,8 @@ MODULES = [
     "tidesim.calendars._network",
     "tidesim.calendars._executor",
     "tidesim.calendars._run",
+    "tidesim.backends.hardware",
+    "tidesim.models._partition",
     "tidesim.waves",
     "tidesim.waves._action",
     "tidesim.waves._compile",

@@ -5,12 +5,13 @@ Usage::
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
                 [--fidelity event|cycle] [--record full|summary|N] [--seed N] [--json]
                 [--vcd OUT.vcd [--decimate N]] [--plot OUT.png|OUT.svg] [--from S] [--to S]
-                [--progress | --no-progress]
+                [--progress | --no-progress] [--backend NAME]
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
     tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
-                [--placement P] [--vcd F] [--json] | --list
+                [--placement P] [--calendar-depth N] [--backend NAME] [--vcd F]
+                [--json] | --list
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="sets seed")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--vcd", metavar="OUT.vcd", help="write the run as a VCD (+ .gtkw beside it)")
+    run.add_argument("--backend", default="inprocess", metavar="NAME",
+                     help="the hardware the run is on (default inprocess; docs/backends.md)")
     run.add_argument("--plot", metavar="OUT.png",
                      help="draw the run: node frequencies, link counts, stable periods "
                           "(.png or .svg)")
@@ -206,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--calendar-depth", type=int, metavar="N",
                      help="entries one calendar holds (sets hardware.calendar_depth; "
                           "default 1024)")
+    app.add_argument("--backend", default="inprocess", metavar="NAME",
+                     help="the hardware the physical run is on (default inprocess)")
     app.add_argument("--vcd", metavar="FILE",
                      help="write the application's waveform (calendar pointers, metacycle "
                           "counters, frames on every link, firings) and FILE.gtkw")
@@ -359,8 +364,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
     until = system.check_until(run_cfg.until_s, run_cfg.until_cycles)
-    sim = system.start(fidelity=run_cfg.fidelity, record=record,
-                       record_controller_state=args.vcd is not None)
+    from .backends.hardware import make_backend
+
+    sim = make_backend(args.backend).start(system, fidelity=run_cfg.fidelity, record=record,
+                                           record_controller_state=args.vcd is not None)
     start = time.perf_counter()
     with _stop_on_ctrl_c() as pressed, _RunProgress(until, args.progress) as bar:
         advance_in_slices(sim, until, on_slice=bar.show, stop=pressed)
@@ -554,6 +561,9 @@ def _cmd_app(args: argparse.Namespace) -> int:
         from .calendars import Hardware
 
         hardware = Hardware(calendar_depth=args.calendar_depth)
+    from .backends.hardware import make_backend
+
+    make_backend(args.backend)  # an unknown name is refused before anything runs
     system = build_system(run_cfg)
     app = load_app(args.app, system.n_nodes)
     from .calendars import run_app
@@ -561,7 +571,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     result = run_app(app, system, metacycles=args.metacycles, placement=args.placement,
                      fidelity=run_cfg.fidelity, sync_until_s=run_cfg.until_s,
                      flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash,
-                     hardware=hardware)
+                     hardware=hardware, backend=make_backend(args.backend))
     summary = result.summary()
     if args.vcd is not None:
         from .backends.vcd import gtkw_path, write_app_vcd

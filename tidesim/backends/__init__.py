@@ -1,5 +1,9 @@
 """Backends: where a bittide system's results go, and where its runs run.
 
+* :mod:`tidesim.backends.hardware` -- :class:`Backend`, the hardware
+  interface (nodes, links, time, start / stop / health, results), made by
+  name with :func:`make_backend` (``--backend``; ``docs/backends.md``).
+
 * :mod:`tidesim.backends.vcd` -- :func:`write_vcd` writes a run's waveforms
   as a VCD file with a GTKWave save file beside it (``docs/waveforms.md``);
   :func:`write_app_vcd` does the same for an application run in logical time
@@ -16,17 +20,29 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "Backend",
     "ExecutorAdapter",
+    "HardwareRun",
+    "InProcessBackend",
     "SweepExecutor",
+    "backend_names",
     "executor_names",
     "gtkw_path",
+    "make_backend",
     "make_executor",
+    "register_backend",
     "register_executor",
     "write_app_vcd",
     "write_vcd",
 ]
 
 _MODULES = {
+    "Backend": "hardware",
+    "HardwareRun": "hardware",
+    "InProcessBackend": "hardware",
+    "backend_names": "hardware",
+    "make_backend": "hardware",
+    "register_backend": "hardware",
     "gtkw_path": "vcd",
     "write_vcd": "vcd",
     "write_app_vcd": "vcd",

@@ -115,18 +115,29 @@ def outputs_equal(a: dict, b: dict) -> bool:
     return True
 
 
-def synchronise(system, *, fidelity: str = "event", until_s: float | None = None):
+def synchronise(system, *, fidelity: str = "event", until_s: float | None = None,
+                backend=None):
     """Run ``system`` until logical synchrony: every link armed both ways and settled.
 
+    Args:
+        system: the physical system.
+        fidelity: of the physical run.
+        until_s: give up after this long (default the system's run length, or 60 s).
+        backend: the :class:`~tidesim.backends.Backend` it runs on (default in-process).
+
     Returns:
-        The :class:`~tidesim.models.Simulation`, stopped at the first slice
-        end where that holds (summary recording).
+        The :class:`~tidesim.backends.HardwareRun`, stopped at the first
+        slice end where that holds (summary recording).
 
     Raises:
         SimulationFault: not in logical synchrony by ``until_s`` (default the
             system's configured run length, or 60 s).
     """
-    sim = system.start(fidelity=fidelity, record="summary")
+    if backend is None:
+        from ..backends.hardware import InProcessBackend
+
+        backend = InProcessBackend()
+    sim = backend.start(system, fidelity=fidelity, record="summary")
     end = float(until_s if until_s is not None else
                 (getattr(system, "until_s", None) or 60.0))
     step = max(end / 60, 1e-6)
@@ -144,7 +155,7 @@ def synchronise(system, *, fidelity: str = "event", until_s: float | None = None
 def run_app(app, system, *, metacycles: int = 10, placement="greedy",
             fidelity: str = "event", sync_until_s: float | None = None, hardware=None,
             check: bool = True, flip_probability: float = 0.0, seed: int = 0,
-            crash: Crash | None = None) -> AppRun:
+            crash: Crash | None = None, backend=None) -> AppRun:
     """Bring ``system`` to logical synchrony, schedule ``app`` on its UGNs and run it.
 
     The physical run goes on over the application's cycles and proves that
@@ -161,6 +172,8 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
         hardware: calendar and memory limits (default: :class:`Hardware` ()).
         check: prove the schedule with :func:`check_schedule`.
         flip_probability, seed, crash: fault injection (:func:`execute`).
+        backend: the :class:`~tidesim.backends.Backend` the physical run
+            is on (default in-process).
     """
     from ..waves import functional_run
 
@@ -169,7 +182,7 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
     name = getattr(app, "name", "app")
     hardware = Hardware() if hardware is None else hardware
     check_fits(graph, system.n_nodes, placement)  # before the physical run
-    sim = synchronise(system, fidelity=fidelity, until_s=sync_until_s)
+    sim = synchronise(system, fidelity=fidelity, until_s=sync_until_s, backend=backend)
     tr = sim.trace()
     epoch = tr.final_cycles
     links = system.topology.links

@@ -65,6 +65,7 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     IP_HAS_CTL,
     IP_MARGIN,
     IP_MEAS_DDC,
+    IP_OWN,
     IP_P,
     IP_REF,
     IP_SAMPLE_PHASE,
@@ -1255,15 +1256,19 @@ def _sample_time(j, k, frac, seg, seg_k, n_seg):
 @njit
 def _advance_to(P, N, L, t, walk_l, tbuf, rj):
     """Bring every link due by ``t`` up and advance it to ``t`` (the end of a
-    call): no record, no detector step. Advancing a link in two steps gives
-    the state of one step, so a run advanced in pieces is the run advanced
-    at once."""
+    call): no record, no detector step; where ``ipar[IP_OWN]`` names a
+    node (one node of a system run on its own), only the links into it.
+    Advancing a link in two steps gives the state of one step, so a run
+    advanced in pieces is the run advanced at once."""
     seg, seg_k, n_seg = N.seg, N.seg_k, N.n_seg
     ls, lf, ring = L.ls, L.lf, L.ring
     in_off, in_idx, src, lat, t_up = P.in_off, P.in_idx, P.src, P.lat, P.t_up
     cycle = P.ipar[IP_CYCLE] == 1
     band_scale = sample_phase_scale(t, P.fpar[FP_LATMAX], P.fpar[FP_PMAX])
+    own = P.ipar[IP_OWN]
     for j in range(P.eps0.size):
+        if own >= 0 and j != own:
+            continue
         m, _ = last_edge_before(seg, seg_k, n_seg, j, t, 0.0, n_seg[j] - 1)
         rj[0] = -math.inf
         if cycle:

@@ -39,7 +39,8 @@ IP_STOP = 10  # 1: stop at the first sample that saw a fault
 IP_HAS_CTL = 11  # 0: free-running clocks
 IP_EVERY = 12  # record every n-th sample of each node; 0: no per-sample records
 IP_SAMPLE_PHASE = 13  # 1: sample at phase theta0 + q p (Callisto.jl); 0: at whole edges
-N_IPAR = 14
+IP_OWN = 14  # the one node whose links a call's end advances; -1 = every node
+N_IPAR = 15
 
 # ---- float parameter slots (``fpar``) ----
 FP_F0 = 0  # nominal frequency, Hz

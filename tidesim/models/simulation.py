@@ -160,6 +160,7 @@ class Simulation:
         ipar[K.IP_HAS_CTL] = 1 if ctl is not None else 0
         ipar[K.IP_EVERY] = every
         ipar[K.IP_SAMPLE_PHASE] = 1 if system.sample_at == "phase" else 0
+        ipar[K.IP_OWN] = -1
         fpar = np.zeros(K.N_FPAR)
         fpar[K.FP_F0] = f0
         fpar[K.FP_WANDER] = system.wander_ppb_per_sqrt_s * 1e-9

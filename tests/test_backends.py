@@ -1,0 +1,106 @@
+"""One hardware interface: every backend gives the in-process results, bit for bit.
+
+Each test is parametrised over every registered backend (the way one test
+runs in every mode), and compares what the backend gives with a run of the
+same system straight on the core (``System.start``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tidesim.backends import (
+    Backend,
+    HardwareRun,
+    InProcessBackend,
+    backend_names,
+    make_backend,
+    register_backend,
+)
+from tidesim.backends import hardware as hw
+from tidesim.calendars import run_app
+from tidesim.cli import main
+from tidesim.config import build_system, load_config, validate
+from tidesim.errors import ConfigError
+from tidesim.waves.apps import get_app
+
+PRESET = "hitl-cycle5"
+BACKENDS = [pytest.param(name, marks=getattr(pytest.mark, f"backend_{name}"))
+            for name in backend_names()]
+
+
+def system(**overrides):
+    return build_system(validate(load_config({"preset": PRESET, **overrides})))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> Backend:
+    return make_backend(request.param)
+
+
+def test_summary_is_the_in_process_one(backend):
+    sysm = system(seed=3)
+    want = sysm.start(fidelity="event", record="summary").advance(3.0).trace().summary()
+    with backend.start(sysm, fidelity="event", record="summary") as run:
+        assert isinstance(run, HardwareRun) and run.time_s == 0.0
+        for t in (0.5, 1.25, 3.0):  # in steps: the same as one go
+            run.advance(t)
+            assert run.time_s == t
+        assert set(run.health().values()) == {"up"}
+        got = run.trace().summary()
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+    assert set(run.health().values()) == {"stopped"} and run.stopped
+    with pytest.raises(ConfigError, match="stopped"):
+        run.advance(4.0)
+
+
+def test_app_digest_is_the_in_process_one(backend):
+    sysm = system(seed=5)
+    want = run_app(get_app("counter", sysm.n_nodes), sysm, metacycles=8)
+    got = run_app(get_app("counter", sysm.n_nodes), sysm, metacycles=8, backend=backend)
+    assert got.matches_functional and got.logical.digest() == want.logical.digest()
+    assert (got.epoch_cycles == want.epoch_cycles).all() and got.sync_s == want.sync_s
+
+
+@pytest.mark.parametrize("name", backend_names())
+def test_cli_backend_flag(name, capsys, tmp_path):
+    args = ["run", "--preset", PRESET, "--until", "2", "--json"]
+    assert main(args) == 0
+    direct = json.loads(capsys.readouterr().out)
+    assert main([*args, "--backend", name]) == 0
+    via = json.loads(capsys.readouterr().out)
+    for d in (direct, via):
+        d.pop("wall_s")
+    assert via == direct
+
+
+def test_unknown_backend_and_option_are_one_line(capsys):
+    with pytest.raises(ConfigError, match=r"^backend: must be one of .*inprocess.* \(did you "
+                                          r"mean 'inprocess'\?\), got 'inprocss'$"):
+        make_backend("inprocss")
+    with pytest.raises(ConfigError, match=r"^backend.workers: is not an option of the "
+                                          r"inprocess backend, got 3$"):
+        make_backend("inprocess", workers=3)
+    for cmd in (["run", "--preset", PRESET], ["app", "counter", "--preset", PRESET]):
+        assert main([*cmd, "--backend", "nope"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("tidesim: error: backend: must be one of")
+
+
+class _Renamed(InProcessBackend):
+    name = "renamed"
+
+
+def test_register_backend(monkeypatch):
+    monkeypatch.setattr(hw, "_REGISTRY", dict(hw._REGISTRY))
+    register_backend("renamed", _Renamed)
+    register_backend("by-path", "tidesim.backends.hardware:InProcessBackend")
+    assert backend_names()[-2:] == ("renamed", "by-path")
+    assert type(make_backend("renamed")) is _Renamed
+    assert type(make_backend("by-path")) is InProcessBackend
+    with pytest.raises(ConfigError, match="must be a Backend subclass"):
+        register_backend("bad", dict)
+    with pytest.raises(ConfigError, match="must be a non-empty name"):
+        register_backend("", _Renamed)
