@@ -10,7 +10,7 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fidelity import systems
 
@@ -51,7 +51,6 @@ def test_presets_split_by_node_are_the_whole_run(name, until, fidelity, record):
        st.sampled_from(["event", "cycle"]), st.sampled_from(["full", "summary", 3]))
 def test_random_systems_split_by_node(system, until, window_s, fidelity, record):
     """Random systems and windows, a tiny segment window: split is whole."""
-    assume(system.buffer.arm != "all_stable")
     whole = system.run(until_s=until, fidelity=fidelity, record=record)
     with mock.patch.object(simulation_module, "_WINDOW", 6):
         split = part.run_split(system, until, fidelity=fidelity, every=EVERY[record],
@@ -81,10 +80,6 @@ def test_a_wrong_sender_segment_changes_the_run():
 
 
 def test_what_cannot_be_split_is_refused_in_one_line():
-    system = preset("hitl-cycle5", buffer={"arm": "all_stable"})
-    with pytest.raises(ConfigError, match=r"^buffer.arm: is not supported by the processes "
-                                          r"backend, which runs each node on its own"):
-        part.check_splittable(system, stop_on_fault=False, backend="processes")
     with pytest.raises(ConfigError, match=r"^run.stop_on_fault: is not supported by the "
                                           r"processes backend \(use inprocess\), got True$"):
         part.check_splittable(preset("hitl-cycle5"), stop_on_fault=True, backend="processes")

@@ -55,11 +55,14 @@ from ._paths import check_output_file
 from ._slices import advance_in_slices
 from .errors import ConfigError, TidesimError, compact_repr
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "build_parser", "format_summary", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_NODE_FAILED", "EXIT_USAGE", "build_parser", "format_summary",
+           "main"]
 
 PROG = "tidesim"
 EXIT_USAGE = 2
 """Exit status for bad input (argparse's own convention)."""
+EXIT_NODE_FAILED = 3
+"""Exit status when a node of a distributed backend died or a link went silent."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
 DEFAULT_PRESET = "hitl8"
@@ -227,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 on bad input, 130 after Ctrl-C,
-        1 when the simulation itself fails.
+        1 when the simulation itself fails, 3 when a node of a distributed
+        backend died or a link went silent.
     """
     try:
         args = build_parser().parse_args(argv)
@@ -368,15 +372,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     sim = make_backend(args.backend).start(system, fidelity=run_cfg.fidelity, record=record,
                                            record_controller_state=args.vcd is not None)
+    from .backends.hardware import NodeFailure
+
     start = time.perf_counter()
-    with _stop_on_ctrl_c() as pressed, _RunProgress(until, args.progress) as bar:
-        advance_in_slices(sim, until, on_slice=bar.show, stop=pressed)
+    failure = None
+    try:
+        with _stop_on_ctrl_c() as pressed, _RunProgress(until, args.progress) as bar:
+            advance_in_slices(sim, until, on_slice=bar.show, stop=pressed)
+        trace = sim.trace(requested_until_s=until)
+    except NodeFailure as exc:
+        # the run up to the last time every node reached is kept and reported
+        failure, trace = exc, exc.trace
+    finally:
+        sim.stop()
     wall_s = time.perf_counter() - start
-    trace = sim.trace(requested_until_s=until)
-    interrupted = pressed() and sim.time_s < until
+    interrupted = failure is None and pressed() and sim.time_s < until
 
     summary = dict(trace.summary())
     summary.update(preset=run_cfg.preset, fidelity=run_cfg.fidelity, wall_s=wall_s)
+    if failure is not None:
+        summary.update(failed=str(failure), until_s=until)
     if interrupted:
         summary.update(interrupted=True, until_s=until)
     # an interrupted run may not have reached the window of the waveform and plot
@@ -402,6 +417,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"\nplot: {summary['plot']}")
         if not window:
             print(f"\nno waveform or plot: the run stopped before --from ({args.vcd_from:g} s)")
+    if failure is not None:
+        _error(str(failure))
+        return EXIT_NODE_FAILED
     if interrupted:
         print(f"{PROG}: interrupted at {_stopped_at(summary)}", file=sys.stderr)
         return EXIT_INTERRUPTED

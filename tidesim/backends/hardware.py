@@ -14,6 +14,9 @@ Backends are made by name (``tidesim run --backend NAME``):
 
 * ``"inprocess"`` -- the Numba core in this process (the default, and the
   fastest).
+* ``"processes"`` -- one OS process per node, each in its own network
+  namespace where the machine allows, links over TCP
+  (:mod:`tidesim.backends._nodeproc`).
 
 :func:`register_backend` adds a name; classes named as ``"module:Class"``
 are imported when first made. ``docs/backends.md`` describes the interface
@@ -35,12 +38,13 @@ import difflib
 import importlib
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SimulationFault
 
 __all__ = [
     "Backend",
     "HardwareRun",
     "InProcessBackend",
+    "NodeFailure",
     "backend_names",
     "make_backend",
     "register_backend",
@@ -48,6 +52,22 @@ __all__ = [
 
 #: What :meth:`HardwareRun.health` says of a node.
 HEALTH = ("up", "stopped", "dead")
+
+
+class NodeFailure(SimulationFault):
+    """A node process died or a link went silent; ``trace`` holds the run up
+    to the last window every node finished.
+
+    Attributes:
+        node: the node (the receiver, for a link).
+        link: ``(sender, receiver)`` for a silent link, else None.
+        time_s: the last simulated time every node reached (s).
+    """
+
+    def __init__(self, message: str, trace: object = None, *, node: int,
+                 link: tuple[int, int] | None = None, time_s: float = 0.0) -> None:
+        super().__init__(message, trace)
+        self.node, self.link, self.time_s = node, link, time_s
 
 
 class HardwareRun(abc.ABC):
@@ -176,7 +196,10 @@ class InProcessBackend(Backend):
                                           record_controller_state=record_controller_state))
 
 
-_REGISTRY: dict[str, type[Backend] | str] = {"inprocess": InProcessBackend}
+_REGISTRY: dict[str, type[Backend] | str] = {
+    "inprocess": InProcessBackend,
+    "processes": "tidesim.backends._nodeproc:ProcessBackend",
+}
 
 
 def register_backend(name: str, cls: type[Backend] | str) -> None:

@@ -142,14 +142,19 @@ def synchronise(system, *, fidelity: str = "event", until_s: float | None = None
                 (getattr(system, "until_s", None) or 60.0))
     step = max(end / 60, 1e-6)
     t = 0.0
-    while t < end:
-        t = min(end, t + step)
-        sim.advance(t)
-        tr = sim.trace()
-        if tr.ugn_reported.all() and tr.settle_time_s is not None and not tr.faults_after_settle:
-            return sim
-    raise SimulationFault(f"the physical system did not reach logical synchrony by {end:g} s "
-                          "(links armed both ways and settled)", sim.trace())
+    try:
+        while t < end:
+            t = min(end, t + step)
+            sim.advance(t)
+            tr = sim.trace()
+            if (tr.ugn_reported.all() and tr.settle_time_s is not None
+                    and not tr.faults_after_settle):
+                return sim
+        raise SimulationFault(f"the physical system did not reach logical synchrony by "
+                              f"{end:g} s (links armed both ways and settled)", sim.trace())
+    except BaseException:
+        sim.stop()
+        raise
 
 
 def run_app(app, system, *, metacycles: int = 10, placement="greedy",
@@ -175,7 +180,6 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
         backend: the :class:`~tidesim.backends.Backend` the physical run
             is on (default in-process).
     """
-    from ..waves import functional_run
 
     n_iter = integer("metacycles", metacycles, lo=1)
     graph = app.graph() if hasattr(app, "graph") and callable(app.graph) else app
@@ -183,6 +187,17 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
     hardware = Hardware() if hardware is None else hardware
     check_fits(graph, system.n_nodes, placement)  # before the physical run
     sim = synchronise(system, fidelity=fidelity, until_s=sync_until_s, backend=backend)
+    try:
+        return _run_synchronised(sim, graph, name, system, placement, hardware, check, n_iter,
+                                 flip_probability, seed, crash, fidelity)
+    finally:
+        sim.stop()
+
+
+def _run_synchronised(sim, graph, name, system, placement, hardware, check, n_iter,
+                      flip_probability, seed, crash, fidelity) -> AppRun:
+    from ..waves import functional_run
+
     tr = sim.trace()
     epoch = tr.final_cycles
     links = system.topology.links

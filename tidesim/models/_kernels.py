@@ -45,8 +45,10 @@ from .._jit import borrowed, jit_signature, njit
 from ..controllers._contract import STEP_TYPE
 from ..controllers._detector import stability_update
 from ._layout import (  # noqa: F401 (the kernels' names for the layout)
+    DETAIL_LOG,
     FLAG_SETTLED,
     FLAG_STABLE,
+    FP_ALLST_T,
     FP_F0,
     FP_LATMAX,
     FP_MAXREL,
@@ -56,6 +58,7 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     FP_WANDER,
     FP_WINDOW,
     IP_ACT,
+    IP_ALLST_E,
     IP_ARM,
     IP_AUTO,
     IP_CYCLE,
@@ -107,6 +110,7 @@ from ._layout import (  # noqa: F401 (the kernels' names for the layout)
     SC_ALL_STABLE,
     SC_FAULTS_SEEN,
     SC_HEAD,
+    SC_LOG_N,
     SC_N_STABLE,
     SG_HI,
     SG_LO,
@@ -1107,7 +1111,7 @@ def _event_advance(l, e, j, m, t, band_scale, rj, walk_l, tbuf, in_src, in_lat, 
 @njit(inline="always")
 def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_link, adj_t,
              adj_frames, adj_done, ref, margin, meas_ddc, arm, cycle, depth, auto_thr, window,
-             sc, n_links):
+             sc, n_links, e, ast_t, ast_e, detail):
     """What a sample sees on its link ``l``: the count, the domain difference
     count, the stability detector and its summary; arming on stability (the
     link's own, or every link's: ``sc`` counts the stable links), records
@@ -1128,11 +1132,27 @@ def _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc, rflags, adj_lin
     lf[lu, LF_STSINCE] = since
     stable = 1 if t - since >= window else 0
     was = ls[lu, LS_STABLE]
-    sc[SC_N_STABLE] += stable - was
     ls[lu, LS_STABLE] = stable
-    if sc[SC_N_STABLE] == n_links:
-        sc[SC_ALL_STABLE] = 1
-    if not armed and ((arm == 1 and stable == 1) or (arm == 2 and sc[SC_ALL_STABLE] == 1)):
+    if ast_t != ast_t:  # NaN: every node here; sc counts the stable links
+        sc[SC_N_STABLE] += stable - was
+        if sc[SC_N_STABLE] == n_links:
+            sc[SC_ALL_STABLE] = 1
+        all_stable = sc[SC_ALL_STABLE] == 1
+    else:
+        # one node on its own: the others' links are elsewhere, so the moment
+        # every link was stable comes from outside (ast_t, ast_e) and this
+        # node logs its own links' changes for whoever finds that moment
+        if arm == 2 and stable != was and sc[SC_LOG_N] >= 0:
+            k = DETAIL_LOG + 3 * sc[SC_LOG_N]
+            if k + 3 <= detail.size:
+                detail[k] = t
+                detail[k + 1] = e
+                detail[k + 2] = stable
+                sc[SC_LOG_N] += 1
+            else:
+                sc[SC_LOG_N] = -1
+        all_stable = t > ast_t or (t == ast_t and e >= ast_e)
+    if not armed and ((arm == 1 and stable == 1) or (arm == 2 and all_stable)):
         # centre and arm: the buffer starts here with `ref` frames
         armed = True
         ls[lu, LS_ARMED] = 1
@@ -1341,6 +1361,9 @@ def advance(step, P, N, L, R):
     meas_ddc = ipar[IP_MEAS_DDC] == 1
     arm = ipar[IP_ARM]
     auto_thr = ipar[IP_AUTO]
+    # every node here (NaN), or one on its own: when every link was first stable
+    ast_t = fpar[FP_ALLST_T] if ipar[IP_OWN] >= 0 else math.nan
+    ast_e = ipar[IP_ALLST_E]
     cap_s = seg.shape[1]
     cap_r = samp_t.shape[1]
     cap_z = wander_z.shape[1]
@@ -1414,7 +1437,8 @@ def advance(step, P, N, L, R):
             meas[np.uint64(n_up)] = _observe(l, m, t, occ, a_new, row, ls, lf, ring, rcnt, rddc,
                                              rflags, adj_link, adj_t, adj_frames, adj_done, ref,
                                              margin, meas_ddc, arm, cycle, depth, auto_thr, window,
-                                             sc, n_links)
+                                             sc, n_links,
+                                             e, ast_t, ast_e, detail)
             n_up += 1
         ju = np.uint64(j)
         des = _control(step, j, t, n_up, max_deg, meas_b, params_b, state_buf, state_b, cstate,

@@ -39,8 +39,9 @@ IP_STOP = 10  # 1: stop at the first sample that saw a fault
 IP_HAS_CTL = 11  # 0: free-running clocks
 IP_EVERY = 12  # record every n-th sample of each node; 0: no per-sample records
 IP_SAMPLE_PHASE = 13  # 1: sample at phase theta0 + q p (Callisto.jl); 0: at whole edges
-IP_OWN = 14  # the one node whose links a call's end advances; -1 = every node
-N_IPAR = 15
+IP_OWN = 14  # one node run on its own (its samples only, see _partition); -1: every node
+IP_ALLST_E = 15  # with FP_ALLST_T: the link read (index into in_idx) that made every link stable
+N_IPAR = 16
 
 # ---- float parameter slots (``fpar``) ----
 FP_F0 = 0  # nominal frequency, Hz
@@ -51,14 +52,17 @@ FP_MAXREL = 4  # largest |f/f0 - 1| accepted
 FP_WINDOW = 5  # stability window, s
 FP_LATMAX = 6  # largest link latency, s
 FP_PMAX = 7  # longest period any segment can have, s
-N_FPAR = 8
+FP_ALLST_T = 8  # one node run on its own: when every link was first stable (s; inf: not yet)
+N_FPAR = 9
 
 # ---- node scalars kept between calls (``sc``) ----
 SC_HEAD = 0  # head of the circular sample order
 SC_FAULTS_SEEN = 1  # 1 once a sample saw a buffer fault
 SC_N_STABLE = 2  # links the stability detector reports stable now
 SC_ALL_STABLE = 3  # 1 once every link was stable at once
-N_SC = 4
+SC_LOG_N = 4  # one node on its own: detector changes logged in detail[DETAIL_LOG:]; -1 full
+N_SC = 5
+DETAIL_LOG = 4  # detail[DETAIL_LOG + 3 i : + 3]: time (s), read index e, new stable bit
 
 # ---- per-link integer state columns (``ls``) ----
 LS_UP = 0

@@ -19,9 +19,15 @@ and therefore took exactly the samples of an undivided run
 final state, and makes the :class:`~tidesim.models.Trace` with the
 simulation's own code (energy, spread, records).
 
+Buffers armed once every link is stable (``buffer.arm = "all_stable"``)
+need one global fact, the read at which every link was first stable:
+each node logs its links' detector changes, :class:`AllStable` merges the
+logs, and the read found is part of the fixed point (a window settles when
+neither the segments nor that read change).
+
 Supported: both fidelities, every controller and recording. Refused (one
-line, :func:`check_splittable`): ``stop_on_fault`` and ``buffer.arm =
-"all_stable"``, which read every link of the system at each sample.
+line, :func:`check_splittable`): ``stop_on_fault``, which stops every node
+at the first sample anywhere that saw a fault.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from ..errors import ConfigError, SimulationFault
 from . import _layout as K
 from .simulation import Simulation, _kernels
 
-__all__ = ["Assembly", "NodeFinal", "NodeRun", "Segments", "check_splittable", "run_split"]
+__all__ = ["AllStable", "Assembly", "NodeFinal", "NodeRun", "Segments", "Windows",
+           "check_splittable", "join_records", "run_split"]
 
 
 class Segments(NamedTuple):
@@ -82,19 +89,24 @@ class NodeFinal(NamedTuple):
     range_fault: tuple | None
 
 
+def join_records(pieces: list[dict]) -> dict:
+    """One node's record rows sent in pieces (:meth:`NodeRun.final`), joined."""
+    out = {}
+    for key in pieces[0]:
+        parts = [p[key] for p in pieces]
+        out[key] = None if parts[0] is None else np.concatenate(parts)
+    return out
+
+
 def check_splittable(system, *, stop_on_fault: bool, backend: str) -> None:
     """Refuse, in one line, what a run split by node cannot do.
 
     Raises:
-        ConfigError: ``stop_on_fault``, or buffers armed once every link is stable.
+        ConfigError: ``stop_on_fault``.
     """
     if stop_on_fault:
         raise ConfigError("run.stop_on_fault", True,
                           f"is not supported by the {backend} backend (use inprocess)")
-    if system.buffer.arm == "all_stable":
-        raise ConfigError("buffer.arm", "all_stable",
-                          f"is not supported by the {backend} backend, which runs each node "
-                          "on its own (use 'link_up' or 'link_stable', or inprocess)")
 
 
 def _copy(state):
@@ -120,13 +132,21 @@ class NodeRun:
     """
 
     def __init__(self, system, node: int, *, fidelity: str = "event", every: int = 0,
-                 record_controller_state: bool = False) -> None:
+                 record_controller_state: bool = False, max_window_s: float = 1.0) -> None:
         sim = Simulation(system, fidelity=fidelity, every=every, stop_on_fault=False,
                          record_controller_state=record_controller_state)
         self.sim = sim
         self.node = node
         P, N = sim._P, sim._N
         P.ipar[K.IP_OWN] = node
+        P.fpar[K.FP_ALLST_T] = math.inf
+        links = system.topology.links
+        self.in_links = np.flatnonzero(links[:, 1] == node)
+        # room to log every detector change of a window (at most one per read)
+        reads = math.ceil(max_window_s * system.f_nom_hz * (1 + 0.06)
+                          / system.update_period_ticks) + 4
+        log = 3 * self.in_links.size * reads if system.buffer.arm == "all_stable" else 0
+        N = N._replace(detail=np.zeros(K.DETAIL_LOG + log))
         # the sample order holds this node only: the others sample elsewhere
         keys = np.full(system.n_nodes, math.inf)
         keys[N.order_node] = N.order_t
@@ -136,8 +156,7 @@ class NodeRun:
         order_t, order_node = _kernels().order_start(keys)
         sim._N = N._replace(order_t=order_t, order_node=order_node)
         sim._N.sc[K.SC_HEAD] = 0
-        links = system.topology.links
-        self.in_links = np.flatnonzero(links[:, 1] == node)
+        self.log = np.zeros((0, 3))
         self.senders = sorted({int(i) for i in links[self.in_links, 0]} - {node})
         self.receivers = sorted({int(d) for d in links[links[:, 0] == node, 1]} - {node})
         self.range_fault: tuple | None = None
@@ -187,8 +206,9 @@ class NodeRun:
         sim = self.sim
         self._compact(sim.time_s)
         N, L, R = sim._N, sim._L, sim._R
+        N.sc[K.SC_LOG_N] = 0
         ns = int(N.n_seg.max()) + 1
-        small = {f: getattr(N, f).copy() for f in N._fields if f not in ("seg", "seg_k")}
+        small = {f: getattr(N, f).copy() for f in N._fields if f not in ("seg", "seg_k", "detail")}
         self._cp = (small, N.seg[:, :ns].copy(), N.seg_k[:, :ns].copy(), _copy(L),
                     R.row0.copy(), R.z0.copy(), R.wander_z.copy(), sim.time_s, sim._requested)
         self._cp_total = self._total(self.node)
@@ -200,6 +220,7 @@ class NodeRun:
         N = sim._N
         for f, a in small.items():
             getattr(N, f)[...] = a
+        N.detail[:K.DETAIL_LOG] = 0.0
         ns = seg.shape[1]
         N.seg[:, :ns] = seg
         N.seg_k[:, :ns] = seg_k
@@ -235,11 +256,21 @@ class NodeRun:
         N.n_seg[i] = s + m
 
     # ------------------------------------------------------------------ running
-    def run(self, until_s: float, ghosts: dict[int, Segments]) -> Segments:
+    def run(self, until_s: float, ghosts: dict[int, Segments],
+            all_stable: tuple[float, int] | None = None) -> Segments:
         """Run the window from the last commit to ``until_s`` with the senders'
         segments ``ghosts`` (made since the last commit); return the segments
-        this node made since then."""
+        this node made since then.
+
+        ``all_stable`` is the read ``(t, e)`` at which every link of the
+        system was first stable (:class:`AllStable`), None while unknown;
+        :attr:`log` then holds this node's detector changes, rows ``(t, e,
+        stable)``.
+        """
         self._restore()
+        P = self.sim._P
+        P.fpar[K.FP_ALLST_T] = math.inf if all_stable is None else all_stable[0]
+        P.ipar[K.IP_ALLST_E] = 0 if all_stable is None else all_stable[1]
         for i, segs in ghosts.items():
             self._add_ghost(i, segs)
         try:
@@ -247,6 +278,11 @@ class NodeRun:
         except SimulationFault:
             d = self.sim._N.detail
             self.range_fault = (int(d[0]), float(d[1]), int(d[2]), float(d[3]))
+        N = self.sim._N
+        k = int(N.sc[K.SC_LOG_N])
+        if k < 0:
+            raise RuntimeError(f"node {self.node}: the detector log of a window overflowed")
+        self.log = N.detail[K.DETAIL_LOG:K.DETAIL_LOG + 3 * k].reshape(k, 3).copy()
         out = self._rows(self.node, self._stash[-1].end if self._stash else self._cp_total)
         if self._stash:
             parts = [*self._stash, out]
@@ -254,18 +290,20 @@ class NodeRun:
                            np.concatenate([p.seg for p in parts]))
         return out
 
-    def final(self) -> NodeFinal:
-        """This node's state and records, for :class:`Assembly`."""
+    def final(self, first_row: int = 0) -> NodeFinal:
+        """This node's state, and its record rows from ``first_row`` on, for
+        :class:`Assembly` (:func:`join_records` joins rows sent in pieces)."""
         sim, j = self.sim, self.node
         N, L, R = sim._N, sim._L, sim._R
         every = sim._every
         rows = 0 if every == 0 else (int(N.n_samp[j]) + every - 1) // every
+        a = min(first_row, rows)
         il = self.in_links
-        records = {"samp_m": R.samp_m[j, :rows].copy(), "samp_t": R.samp_t[j, :rows].copy(),
-                   "samp_c": R.samp_c[j, :rows].copy(), "samp_des": R.samp_des[j, :rows].copy(),
-                   "cnt": R.cnt[:rows][:, il].copy(), "ddc": R.ddc[:rows][:, il].copy(),
-                   "flags": R.flags[:rows][:, il].copy(),
-                   "state": R.state[j, :rows].copy() if sim._keep_state else None}
+        records = {"samp_m": R.samp_m[j, a:rows].copy(), "samp_t": R.samp_t[j, a:rows].copy(),
+                   "samp_c": R.samp_c[j, a:rows].copy(), "samp_des": R.samp_des[j, a:rows].copy(),
+                   "cnt": R.cnt[a:rows][:, il].copy(), "ddc": R.ddc[a:rows][:, il].copy(),
+                   "flags": R.flags[a:rows][:, il].copy(),
+                   "state": R.state[j, a:rows].copy() if sim._keep_state else None}
         return NodeFinal(j, int(N.n_samp[j]), float(N.wander[j]), N.cstate[j].copy(), il,
                          L.ls[il].copy(), L.lf[il].copy(), records, self.range_fault)
 
@@ -286,6 +324,8 @@ class Assembly:
         """Every node's segments up to a committed time ``t_s`` (s): no segment
         starting by then is still to come."""
         sim = self.sim
+        if sim._shared:  # a trace made earlier holds views of the segments
+            sim._unshare()
         N = sim._N
         need = max(int(N.n_seg[j]) + s.seg_k.size for j, s in segments.items()) + 2
         if need > N.seg.shape[1] and sim._every != 1:
@@ -321,6 +361,8 @@ class Assembly:
               requested_until_s: float | None = None):
         """The :class:`~tidesim.models.Trace` of the whole run to ``until_s``."""
         sim = self.sim
+        if sim._shared:
+            sim._unshare()
         N, L = sim._N, sim._L
         rows = max((f.records["samp_m"].size for f in finals), default=0)
         if sim._every > 0:
@@ -350,6 +392,49 @@ class Assembly:
         return sim.trace()
 
 
+class AllStable:
+    """When every link of the system was first stable (``buffer.arm =
+    "all_stable"``), from the nodes' detector logs.
+
+    The undivided run counts stable links read by read, in sample order
+    ``(t, node)`` and link order within a sample: read ``e`` (an index into
+    ``in_idx``) is that order within one time. The first read at which the
+    count reaches the number of links arms every buffer from there on.
+
+    Attributes:
+        key: ``(t, e)`` of that read once a settled window held it, else None.
+    """
+
+    def __init__(self, system) -> None:
+        self.on = system.buffer.arm == "all_stable"
+        self.n_links = int(system.topology.links.shape[0])
+        self.count = 0
+        self.key: tuple[float, int] | None = None
+
+    def find(self, logs: list[np.ndarray]) -> tuple[float, int] | None:
+        """The read of this window's logs at which every link is stable, if any
+        (the settled one, once known)."""
+        if not self.on or self.key is not None:
+            return self.key
+        rows = np.concatenate([np.zeros((0, 3)), *logs])
+        if rows.shape[0] == 0:
+            return None
+        rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+        counts = self.count + np.cumsum(np.where(rows[:, 2] > 0, 1, -1))
+        hit = np.flatnonzero(counts == self.n_links)
+        if hit.size == 0:
+            return None
+        return float(rows[hit[0], 0]), int(rows[hit[0], 1])
+
+    def settle(self, logs: list[np.ndarray], key: tuple[float, int] | None) -> None:
+        """A window settled with these logs and this key."""
+        if not self.on or self.key is not None:
+            return
+        self.key = key
+        for rows in logs:
+            self.count += int(np.sum(np.where(rows[:, 2] > 0, 1, -1)))
+
+
 def run_split(system, until_s: float, *, fidelity: str = "event", every: int = 0,
               record_controller_state: bool = False, window_s: float | None = None,
               stats: dict | None = None):
@@ -362,25 +447,30 @@ def run_split(system, until_s: float, *, fidelity: str = "event", every: int = 0
     kw = {"fidelity": fidelity, "every": every,
           "record_controller_state": record_controller_state}
     n = system.n_nodes
-    parts = [NodeRun(system, j, **kw) for j in range(n)]
-    asm = Assembly(system, **kw)
     win = Windows(system, window_s)
+    parts = [NodeRun(system, j, max_window_s=win.max_s, **kw) for j in range(n)]
+    asm = Assembly(system, **kw)
+    allst = AllStable(system)
     t0 = 0.0
     while t0 < until_s:
         t1 = win.end(t0, until_s)
         ghosts: dict[int, dict[int, Segments]] = {j: {} for j in range(n)}
         prev: list[Segments | None] = [None] * n
+        key = allst.find([])
         it = 0
         while True:
-            outs = [p.run(t1, ghosts[p.node]) for p in parts]
+            outs = [p.run(t1, ghosts[p.node], key) for p in parts]
             changed = any(o != q for o, q in zip(outs, prev, strict=True))
             for p, o in zip(parts, outs, strict=True):
                 for r in p.receivers:
                     ghosts[r][p.node] = o
             prev = outs
             it += 1
-            if not changed:
+            new_key = allst.find([p.log for p in parts])
+            if not changed and new_key == key:
                 break
+            key = new_key
+        allst.settle([p.log for p in parts], key)
         for p in parts:
             p.commit()
         asm.add(t1, dict(enumerate(outs)))
@@ -406,7 +496,7 @@ class Windows:
     def __init__(self, system, window_s: float | None) -> None:
         sample_s = system.update_period_ticks / system.f_nom_hz
         self.min_s = sample_s
-        self.max_s = 4096 * sample_s
+        self.max_s = max(4096 * sample_s, window_s or 0.0)
         self.fixed = window_s is not None
         self.window_s = window_s if window_s is not None else 8 * sample_s
         self.windows = 0

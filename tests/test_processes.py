@@ -1,0 +1,187 @@
+"""The processes backend as a user of real hardware meets it: a node process
+killed, a cable cut, Ctrl-C; nothing left behind.
+
+Real OS processes, real network namespaces and veth pairs, real ``iptables``
+and real signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tidesim.backends import NodeFailure, make_backend
+from tidesim.backends._nodeproc import netns_available
+from tidesim.config import build_system, load_config, validate
+from tidesim.errors import ConfigError
+
+pytestmark = pytest.mark.backend_processes
+PRESET = "hitl-cycle5"
+
+
+def system(**overrides):
+    return build_system(validate(load_config({"preset": PRESET, **overrides})))
+
+
+def our_netns() -> list[str]:
+    if shutil.which("ip") is None:
+        return []
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines()
+            if line.startswith(f"tidesim-{os.getpid()}-")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def wait_gone(pids, timeout_s=3.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_killed_node_is_named_within_5_s_and_leaves_nothing():
+    run = make_backend("processes").start(system())
+    pids = list(run.pids)
+    run.advance(0.5)
+    assert set(run.health().values()) == {"up"}
+    os.kill(pids[2], signal.SIGKILL)
+    t0 = time.monotonic()
+    with pytest.raises(NodeFailure) as info:
+        run.advance(5.0)
+    assert time.monotonic() - t0 < 5.0
+    exc = info.value
+    assert str(exc).startswith(f"node 2: process {pids[2]} died (killed by signal 9); "
+                               "the run stopped at t=0.5 s")
+    assert "\n" not in str(exc)
+    assert (exc.node, exc.link, exc.time_s) == (2, None, 0.5)
+    # the partial trace: the run up to where every node was
+    assert exc.trace is not None and exc.trace.until_s == 0.5
+    want = system().run(until_s=0.5, record="summary")
+    assert exc.trace.summary() == want.summary()
+    assert run.health()[2] == "dead" and run.stopped
+    assert wait_gone(pids) and our_netns() == []
+
+
+@pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
+def test_cut_link_is_named():
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed (make test installs it)")
+    run = make_backend("processes", link_timeout_s=1.0).start(system())
+    if run.isolation != "netns":
+        run.stop()
+        pytest.skip(f"no network namespaces here: {run.isolation_note}")
+    assert len(run.netns_names) == 5
+    run.advance(0.3)
+    # node 3 drops everything node 1 sends it: a cut cable, seen from node 3
+    links = system().topology.links
+    sender = int(next(a for a, b in links if b == 3 and a != 3))
+    res = subprocess.run(["ip", "netns", "exec", run.netns_names[3], "iptables", "-A", "INPUT",
+                          "-i", f"n{sender}", "-j", "DROP"], capture_output=True, text=True)
+    if res.returncode != 0:
+        run.stop()
+        pytest.skip(f"iptables cannot filter here: {res.stderr.strip()}")
+    t0 = time.monotonic()
+    with pytest.raises(NodeFailure, match=rf"^link {sender}->3: node 3 received nothing from "
+                                          rf"node {sender} \(timeout\); the run stopped at "
+                                          r"t=0.3 s"):
+        run.advance(5.0)
+    assert time.monotonic() - t0 < 5.0
+    assert wait_gone(run.pids) and our_netns() == []
+
+
+def test_stop_leaves_nothing_and_refuses_more():
+    run = make_backend("processes").start(system())
+    run.advance(0.1)
+    run.stop()
+    assert wait_gone(run.pids) and our_netns() == []
+    assert set(run.health().values()) == {"stopped"}
+    with pytest.raises(ConfigError, match="stopped"):
+        run.advance(0.2)
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match=r"^backend.link_timeout_s: must be > 0, got -1$"):
+        make_backend("processes", link_timeout_s=-1)
+    with pytest.raises(ConfigError, match=r"^backend.workers: is not an option"):
+        make_backend("processes", workers=2)
+    with pytest.raises(ConfigError, match=r"^run.stop_on_fault: is not supported"):
+        make_backend("processes").start(system(), stop_on_fault=True)
+
+
+def _node_pids() -> list[int]:
+    """Node processes: children of a node-process server (the zygote)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"zygote_main" in cmd and b"zygote_main" in parent:
+            out.append(int(d.name))
+    return out
+
+
+def _cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "tidesim", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_nodes(proc, n, timeout_s=60.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        pids = _node_pids()
+        if len(pids) >= n:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} node processes; CLI said {proc.communicate()}")
+
+
+@pytest.mark.slow
+def test_cli_node_killed_exits_3_with_one_line():
+    proc = _cli("run", "--backend", "processes", "--preset", "hitl8", "--until", "60", "--json")
+    pids = _wait_nodes(proc, 8)
+    time.sleep(1.0)
+    os.kill(pids[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "died (killed by signal 9)" in lines[0]
+    assert lines[0].startswith("tidesim: error: node ")
+    summary = json.loads(out)  # the partial run is still reported
+    assert summary["failed"] and summary["until_s"] == 60.0
+    assert wait_gone(pids)
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_stops_every_node():
+    proc = _cli("run", "--backend", "processes", "--preset", "hitl8", "--until", "60", "--json")
+    pids = _wait_nodes(proc, 8)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole group
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(out)["interrupted"] is True
+    assert wait_gone(pids)
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"tidesim-{proc.pid}-" not in ns
