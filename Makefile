@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 # system packages the test-suite drives for real (waveform viewer, RTL sim)
-APT_PACKAGES := gtkwave xvfb iverilog iproute2 iptables
+APT_PACKAGES := gtkwave xvfb iverilog iproute2 iptables podman runc
 
 .PHONY: demo test venv lint bench clean sysdeps
 

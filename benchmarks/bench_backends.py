@@ -5,6 +5,10 @@ Measurements (``processes`` backend, namespaces where the machine allows):
 * **Start-up**: wall time from ``start`` to every node connected, for 4 and
   8 nodes (the first start also starts the node-process server, reported
   apart), and per node.
+* **Dask overhead per run**: wall time of a whole short run (start, advance
+  ``hitl-cycle5`` to 0.1 s, collect the trace, stop) on a new
+  ``LocalCluster`` (one worker process per node), and on a cluster started
+  once and reused (``scheduler=``), against ``processes`` and in-process.
 * **Physics**: ``hitl8`` (8 nodes) and ``hitl-cycle5`` (5 nodes) run to
   ``UNTIL_S``, summary recording, against the same run in process (event
   fidelity), in one process and on one machine. The summaries must be
@@ -55,11 +59,35 @@ def startup(preset):
             "isolation": run.isolation}
 
 
+def short_run(name, **options):
+    s = system("hitl-cycle5")
+    t = time.perf_counter()
+    if name == "inprocess":
+        s.start(record="summary").advance(0.1).trace()
+    else:
+        with make_backend(name, **options).start(s) as run:
+            run.advance(0.1)
+            run.trace()
+    return time.perf_counter() - t
+
+
+def dask_overhead():
+    from distributed import LocalCluster
+
+    out = {"inprocess_s": short_run("inprocess"), "processes_s": short_run("processes"),
+           "dask_new_local_cluster_s": short_run("dask")}
+    with LocalCluster(n_workers=5, threads_per_worker=1, dashboard_address=None) as cluster:
+        short_run("dask", scheduler=cluster.scheduler_address)  # workers load the core
+        out["dask_running_cluster_s"] = short_run("dask", scheduler=cluster.scheduler_address)
+    return out
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     first = startup("hitl-line4")  # includes the node-process server
     out = {"first_start_with_server": first,
            "startup": [startup("hitl-line4"), startup("hitl8")],
+           "dask_overhead_per_run": dask_overhead(),
            "physics": [physics("hitl-cycle5", 1.0 if quick else 10.0),
                        physics("hitl8", 1.0 if quick else 60.0)]}
     out["target_hitl8_within_20x"] = out["physics"][1]["ratio"] <= 20.0

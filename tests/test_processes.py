@@ -125,20 +125,23 @@ def test_options_are_checked():
         make_backend("processes").start(system(), stop_on_fault=True)
 
 
-def _node_pids() -> list[int]:
-    """Node processes: children of a node-process server (the zygote)."""
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _node_pids(cli_pid: int) -> list[int]:
+    """The node processes of one CLI run: children of its node-process server."""
     out = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             cmd = (d / "cmdline").read_bytes()
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
+            server = _ppid(int(d.name))
+            if b"zygote_main" in cmd and _ppid(server) == cli_pid:
+                out.append(int(d.name))
         except (OSError, ValueError, IndexError):
             continue
-        if b"zygote_main" in cmd and b"zygote_main" in parent:
-            out.append(int(d.name))
     return out
 
 
@@ -150,7 +153,7 @@ def _cli(*args):
 def _wait_nodes(proc, n, timeout_s=60.0) -> list[int]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        pids = _node_pids()
+        pids = _node_pids(proc.pid)
         if len(pids) >= n:
             return pids
         time.sleep(0.05)

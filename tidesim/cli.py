@@ -5,12 +5,12 @@ Usage::
     tidesim run [CONFIG.toml] [--preset NAME] [--until SECONDS]
                 [--fidelity event|cycle] [--record full|summary|N] [--seed N] [--json]
                 [--vcd OUT.vcd [--decimate N]] [--plot OUT.png|OUT.svg] [--from S] [--to S]
-                [--progress | --no-progress] [--backend NAME]
+                [--progress | --no-progress] [--backend NAME] [--scheduler ADDR]
     tidesim sweep SPEC.toml --out DIR [--workers N | --scheduler ADDR | --dask-local N]
                   [--chunk RUNS]
     tidesim plot DIR [--x KEY] [--y METRIC] [--by KEY] [--out FILE]
     tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
-                [--placement P] [--calendar-depth N] [--backend NAME] [--vcd F]
+                [--placement P] [--calendar-depth N] [--backend NAME] [--scheduler ADDR] [--vcd F]
                 [--json] | --list
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vcd", metavar="OUT.vcd", help="write the run as a VCD (+ .gtkw beside it)")
     run.add_argument("--backend", default="inprocess", metavar="NAME",
                      help="the hardware the run is on (default inprocess; docs/backends.md)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="with --backend dask: a running cluster (default a local one)")
     run.add_argument("--plot", metavar="OUT.png",
                      help="draw the run: node frequencies, link counts, stable periods "
                           "(.png or .svg)")
@@ -214,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "default 1024)")
     app.add_argument("--backend", default="inprocess", metavar="NAME",
                      help="the hardware the physical run is on (default inprocess)")
+    app.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="with --backend dask: a running cluster (default a local one)")
     app.add_argument("--vcd", metavar="FILE",
                      help="write the application's waveform (calendar pointers, metacycle "
                           "counters, frames on every link, firings) and FILE.gtkw")
@@ -368,9 +372,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     record = _record(run_cfg.record, args)
     system = build_system(run_cfg)
     until = system.check_until(run_cfg.until_s, run_cfg.until_cycles)
-    from .backends.hardware import make_backend
-
-    sim = make_backend(args.backend).start(system, fidelity=run_cfg.fidelity, record=record,
+    sim = _backend(args).start(system, fidelity=run_cfg.fidelity, record=record,
                                            record_controller_state=args.vcd is not None)
     from .backends.hardware import NodeFailure
 
@@ -424,6 +426,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted at {_stopped_at(summary)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _backend(args: argparse.Namespace):
+    """The backend of ``--backend`` (and ``--scheduler``)."""
+    from .backends.hardware import make_backend
+
+    if args.scheduler is None:
+        return make_backend(args.backend)
+    if args.backend != "dask":
+        raise ConfigError("--scheduler", args.scheduler, "needs --backend dask")
+    return make_backend("dask", scheduler=args.scheduler)
 
 
 def _run_config(args: argparse.Namespace):
@@ -579,9 +592,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
         from .calendars import Hardware
 
         hardware = Hardware(calendar_depth=args.calendar_depth)
-    from .backends.hardware import make_backend
-
-    make_backend(args.backend)  # an unknown name is refused before anything runs
+    backend = _backend(args)  # an unknown name is refused before anything runs
     system = build_system(run_cfg)
     app = load_app(args.app, system.n_nodes)
     from .calendars import run_app
@@ -589,7 +600,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     result = run_app(app, system, metacycles=args.metacycles, placement=args.placement,
                      fidelity=run_cfg.fidelity, sync_until_s=run_cfg.until_s,
                      flip_probability=args.flip_probability, seed=run_cfg.seed, crash=crash,
-                     hardware=hardware, backend=make_backend(args.backend))
+                     hardware=hardware, backend=backend)
     summary = result.summary()
     if args.vcd is not None:
         from .backends.vcd import gtkw_path, write_app_vcd

@@ -178,24 +178,51 @@ def _die_with_parent() -> None:
 # ----------------------------------------------------------------------------- the node
 
 
-def node_main(ctl_path: str, node: int, netns: str | None) -> None:
-    """A node process: connect to the coordinator, open the links, run windows."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator stops us
-    _die_with_parent()
+def node_main(ctl_addr: str | tuple[str, int], node: int, netns: str | None = None, *,
+              own_process: bool = True, where: str = "") -> None:
+    """A node: connect to the coordinator (a Unix socket path, or ``(host,
+    port)``), open the links, run windows until told to stop.
+
+    ``own_process``: this is the node's own process (it ignores Ctrl-C, which
+    the coordinator handles, and dies with its parent); False in a task of
+    someone else's worker; ``where`` says which, for messages.
+    """
+    if own_process:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
     if netns is not None:
         _enter_netns(netns)
+    if isinstance(ctl_addr, str):
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.connect(ctl_addr)
+    else:
+        ctl = socket.create_connection(ctl_addr, timeout=60.0)
+        ctl.settimeout(None)
+        ctl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        _node_loop(ctl, node, netns, where)
+    except (EOFError, OSError):
+        # the coordinator or a neighbour went away: so does the node, quietly
+        # (the coordinator reports what happened, once)
+        pass
+    finally:
+        ctl.close()
+
+
+def _node_loop(ctl: socket.socket, node: int, netns: str | None, where: str) -> None:
     from ..models._partition import NodeRun
 
-    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    ctl.connect(ctl_path)
-    send_msg(ctl, ("hello", node, os.getpid()))
+    send_msg(ctl, ("hello", node, os.getpid(), where))
     _, system, kw, host, link_timeout_s, max_window_s = recv_msg(ctl)
     part = NodeRun(system, node, max_window_s=max_window_s, **kw)
+    if host is None:  # where the coordinator reaches us from
+        host = ctl.getsockname()[0]
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind((host, _PORT if netns is not None else 0))
+    # in a namespace of its own (netns, container) a node has the port to itself
+    lsock.bind((host, _PORT if host == "0.0.0.0" else 0))
     lsock.listen(len(part.senders) + 1)
-    send_msg(ctl, ("listening", lsock.getsockname()[1]))
+    send_msg(ctl, ("listening", lsock.getsockname()[1], host))
     _, peers = recv_msg(ctl)
     outs: dict[int, socket.socket] = {}
     for r in part.receivers:
@@ -244,7 +271,7 @@ def node_main(ctl_path: str, node: int, netns: str | None) -> None:
             ghosts, prev = {}, None
         else:  # "stop"
             break
-    for s in (*outs.values(), *ins.values(), ctl):
+    for s in (*outs.values(), *ins.values()):
         s.close()
 
 
@@ -419,7 +446,7 @@ class ProcessRun(HardwareRun):
     """
 
     def __init__(self, system, *, fidelity: str, every: int, record_controller_state: bool,
-                 netns: bool | None, link_timeout_s: float, window_s: float | None) -> None:
+                 link_timeout_s: float, window_s: float | None, **where: Any) -> None:
         from ..models._partition import AllStable, Assembly, Windows
 
         t_start = time.perf_counter()
@@ -437,61 +464,111 @@ class ProcessRun(HardwareRun):
         self._failure: NodeFailure | None = None
         self._finals: list = [None] * n
         self._records: list[list[dict]] = [[] for _ in range(n)]
-        self.pids: list[int] = []
-        self._ns: Namespaces | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="tidesim-nodes-")
         self._socks: list[socket.socket] = []
         links = system.topology.links
         pairs = sorted({(min(int(a), int(b)), max(int(a), int(b))) for a, b in links if a != b})
-        why = netns_available()
-        if netns and why is not None:
-            raise ConfigError("backend.netns", True, f"cannot be used here: {why}")
-        use_ns = why is None if netns is None else bool(netns)
         try:
-            if use_ns:
-                Namespaces.remove_stale()
-                try:
-                    self._ns = Namespaces(n, pairs, f"{os.getpid()}-{id(self) % 100000}")
-                except OSError as exc:
-                    if netns:
-                        raise ConfigError("backend.netns", True,
-                                          f"cannot be used here: {exc}") from None
-                    use_ns, why = False, str(exc)  # where possible: here it is not
-            self.isolation = "netns" if use_ns else "none"
-            self.isolation_note = why
-            ctl_path = os.path.join(self._tmp.name, "ctl")
-            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            server.bind(ctl_path)
-            server.listen(n)
-            server.settimeout(60.0)
-            self.pids = [_Zygote.fork(ctl_path, j, self._ns.names[j] if use_ns else None)
-                         for j in range(n)]
+            server = self._open(n, pairs, **where)
             socks: list = [None] * n
+            self.where = [""] * n
             for _ in range(n):
                 c, _ = server.accept()
-                _, j, _ = recv_msg(c)
+                _, j, pid, where = recv_msg(c)
                 socks[j] = c
+                self.where[j] = where or f"pid {pid}"
             server.close()
             self._socks = socks
-            hosts = ["0.0.0.0" if use_ns else "127.0.0.1"] * n
             for j, c in enumerate(socks):
-                send_msg(c, ("init", system, kw, hosts[j], link_timeout_s, self._win.max_s))
-            ports = [self._expect(j, "listening")[1] for j in range(n)]
+                send_msg(c, ("init", system, kw, self._bind_host(j), link_timeout_s,
+                             self._win.max_s))
+            at = [self._expect(j, "listening")[1:] for j in range(n)]
             for j, c in enumerate(socks):
                 peers = {}
                 for a, b in pairs:
                     if j in (a, b):
                         r = b if j == a else a
-                        host = self._ns.addr[(j, r)] if use_ns else "127.0.0.1"
-                        peers[r] = (host, ports[r])
+                        peers[r] = (self._peer_host(j, r, at[r][1]), at[r][0])
                 send_msg(c, ("peers", peers))
             for j in range(n):
                 self._expect(j, "ready")
         except BaseException:
             self._teardown()
             raise
-        self.netns_names = list(self._ns.names) if self._ns is not None else []
         self.start_s = time.perf_counter() - t_start
+
+    # ------------------------------------------------------------------ where nodes run
+    def _open(self, n: int, pairs: list[tuple[int, int]], *, netns: bool | None) -> socket.socket:
+        """Start the nodes; return the socket they connect to."""
+        self.pids: list[int] = []
+        self._ns: Namespaces | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="tidesim-nodes-")
+        why = netns_available()
+        if netns and why is not None:
+            raise ConfigError("backend.netns", True, f"cannot be used here: {why}")
+        use_ns = why is None if netns is None else bool(netns)
+        if use_ns:
+            Namespaces.remove_stale()
+            try:
+                self._ns = Namespaces(n, pairs, f"{os.getpid()}-{id(self) % 100000}")
+            except OSError as exc:
+                if netns:
+                    raise ConfigError("backend.netns", True,
+                                      f"cannot be used here: {exc}") from None
+                use_ns, why = False, str(exc)  # where possible: here it is not
+        self.isolation = "netns" if use_ns else "none"
+        self.isolation_note = why
+        self.netns_names = list(self._ns.names) if self._ns is not None else []
+        ctl_path = os.path.join(self._tmp.name, "ctl")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(ctl_path)
+        server.listen(n)
+        server.settimeout(60.0)
+        self.pids = [_Zygote.fork(ctl_path, j, self._ns.names[j] if use_ns else None)
+                     for j in range(n)]
+        return server
+
+    def _bind_host(self, j: int) -> str | None:
+        """Where node ``j`` listens (None: the address it reaches us from)."""
+        return "0.0.0.0" if self._ns is not None else "127.0.0.1"
+
+    def _peer_host(self, j: int, r: int, r_host: str) -> str:
+        """The address node ``j`` connects to for its link to ``r``."""
+        return self._ns.addr[(j, r)] if self._ns is not None else r_host
+
+    def _node_alive(self, j: int) -> bool:
+        return _alive(self.pids[j])
+
+    def _connected(self, j: int) -> bool:
+        """Node ``j``'s control connection is open (or not made yet)."""
+        if j >= len(self._socks) or self._socks[j] is None:
+            return True
+        try:  # a closed connection reads as end of file
+            return self._socks[j].recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
+    def _node_ended(self, j: int) -> str:
+        """What node ``j`` was and how it ended, for a message."""
+        code = _Zygote.exit_code(self.pids[j])
+        how = (f"killed by signal {-code}" if code is not None and code < 0
+               else f"exit status {code}" if code is not None else "its socket closed")
+        return f"process {self.pids[j]} died ({how})"
+
+    def _release(self) -> None:
+        """Stop every node still running and free what holds them."""
+        deadline = time.monotonic() + 1.0
+        while any(_alive(p) for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for pid in self.pids:
+            if _alive(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._ns is not None:
+            self._ns.remove()
+            self._ns = None
+        self._tmp.cleanup()
 
     # ------------------------------------------------------------------ messages
     def _expect(self, j: int, kind: str):
@@ -504,6 +581,13 @@ class ProcessRun(HardwareRun):
         if msg[0] != kind:
             raise RuntimeError(f"node {j}: expected {kind!r}, got {msg[0]!r}")
         return msg
+
+    def _broadcast(self, msg) -> None:
+        for j, c in enumerate(self._socks):
+            try:
+                send_msg(c, msg)
+            except OSError:  # its end is closed: the node is gone
+                self._fail_dead(j)
 
     def _gather(self, kind: str) -> list:
         """One ``kind`` reply from every node, in any order; a node that dies
@@ -518,8 +602,8 @@ class ProcessRun(HardwareRun):
             while left:
                 ready = sel.select(timeout=1.0)
                 if not ready:
-                    for j, pid in enumerate(self.pids):
-                        if replies[j] is None and not _alive(pid):
+                    for j in range(n):
+                        if replies[j] is None and not self._node_alive(j):
                             self._fail_dead(j)
                     continue
                 for key, _ in ready:
@@ -538,21 +622,18 @@ class ProcessRun(HardwareRun):
             return None
 
     def _fail_dead(self, j: int) -> None:
-        code = _Zygote.exit_code(self.pids[j])
-        how = (f"killed by signal {-code}" if code is not None and code < 0
-               else f"exit status {code}" if code is not None else "its socket closed")
+        what = self._node_ended(j)
         self._dead.add(j)
         self._raise(NodeFailure(
-            f"node {j}: process {self.pids[j]} died ({how}); the run stopped at "
-            f"t={self._time!r} s, the last time every node reached", self._partial(),
-            node=j, time_s=self._time))
+            f"node {j}: {what}; the run stopped at t={self._time!r} s, the last time every "
+            "node reached", self._partial(), node=j, time_s=self._time))
 
     def _fail_link(self, i: int, j: int, why: str) -> None:
         if why == "closed":
             # a link closes when its sender's process ends: name the node, not the link
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
-                if not _alive(self.pids[i]):
+                if not self._node_alive(i):
                     self._fail_dead(i)
                 time.sleep(0.01)
         self._raise(NodeFailure(
@@ -593,8 +674,7 @@ class ProcessRun(HardwareRun):
         it = 0
         key = self._allst.find([])
         while True:
-            for c in self._socks:
-                send_msg(c, ("run", t1, it, key))
+            self._broadcast(("run", t1, it, key))
             replies = self._gather("ran")
             it += 1
             new_key = self._allst.find([r[4] for r in replies])
@@ -603,8 +683,7 @@ class ProcessRun(HardwareRun):
             key = new_key
         self._allst.settle([r[4] for r in replies], key)
         faults = [r[3] for r in replies if r[3] is not None]
-        for c in self._socks:
-            send_msg(c, ("commit",))
+        self._broadcast(("commit",))
         done = self._gather("committed")
         segs = {}
         for j, (_, out, fin) in enumerate(done):
@@ -645,8 +724,8 @@ class ProcessRun(HardwareRun):
 
     def health(self) -> dict[int, str]:
         out = {}
-        for j, pid in enumerate(self.pids):
-            if j in self._dead or (not self._stopped and not _alive(pid)):
+        for j in range(self.system.n_nodes):
+            if j in self._dead or (not self._stopped and not self._node_alive(j)):
                 out[j] = "dead"
             else:
                 out[j] = "stopped" if self._stopped else "up"
@@ -665,24 +744,17 @@ class ProcessRun(HardwareRun):
 
     def __del__(self) -> None:
         if not getattr(self, "_stopped", True):
-            self.stop()
+            with contextlib.suppress(Exception):  # at interpreter exit, do what can be done
+                self.stop()
 
     def _teardown(self) -> None:
         self._stopped = True
-        deadline = time.monotonic() + 1.0
-        while any(_alive(p) for p in self.pids) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for pid in self.pids:
-            if _alive(pid):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
         for c in self._socks:
             with contextlib.suppress(OSError):
                 c.close()
-        if self._ns is not None:
-            self._ns.remove()
-            self._ns = None
-        self._tmp.cleanup()
+        if not getattr(self, "_released", False):
+            self._released = True
+            self._release()
 
 
 class ProcessBackend(Backend):
@@ -697,6 +769,9 @@ class ProcessBackend(Backend):
 
     name = "processes"
 
+    run_class: type[ProcessRun] = ProcessRun
+    """The run this backend makes (a subclass places nodes elsewhere)."""
+
     def __init__(self, *, netns: bool | None = None, link_timeout_s: float = 2.0,
                  window_s: float | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -707,12 +782,17 @@ class ProcessBackend(Backend):
             raise ConfigError("backend.window_s", window_s, "must be > 0")
         self.netns, self.link_timeout_s, self.window_s = netns, float(link_timeout_s), window_s
 
+    def where(self) -> dict[str, Any]:
+        """Where the nodes run: the keyword arguments of :attr:`run_class`'s ``_open``."""
+        return {"netns": self.netns}
+
     def start(self, system, *, fidelity="event", record="summary", stop_on_fault=False,
               record_controller_state=False) -> ProcessRun:
         from ..models._partition import check_splittable
 
         check_splittable(system, stop_on_fault=stop_on_fault, backend=self.name)
         every = system._start_options(fidelity, record)
-        return ProcessRun(system, fidelity=fidelity, every=every,
-                          record_controller_state=record_controller_state, netns=self.netns,
-                          link_timeout_s=self.link_timeout_s, window_s=self.window_s)
+        return self.run_class(system, fidelity=fidelity, every=every,
+                              record_controller_state=record_controller_state,
+                              link_timeout_s=self.link_timeout_s, window_s=self.window_s,
+                              **self.where())

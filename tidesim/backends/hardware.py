@@ -17,6 +17,11 @@ Backends are made by name (``tidesim run --backend NAME``):
 * ``"processes"`` -- one OS process per node, each in its own network
   namespace where the machine allows, links over TCP
   (:mod:`tidesim.backends._nodeproc`).
+* ``"containers"`` -- each node in its own Podman container, on a container
+  network where nodes reach each other by name
+  (:mod:`tidesim.backends._containers`).
+* ``"dask"`` -- each node a task on a Dask cluster, a local one or any
+  scheduler's (:mod:`tidesim.backends._dasknodes`).
 
 :func:`register_backend` adds a name; classes named as ``"module:Class"``
 are imported when first made. ``docs/backends.md`` describes the interface
@@ -199,6 +204,8 @@ class InProcessBackend(Backend):
 _REGISTRY: dict[str, type[Backend] | str] = {
     "inprocess": InProcessBackend,
     "processes": "tidesim.backends._nodeproc:ProcessBackend",
+    "containers": "tidesim.backends._containers:ContainerBackend",
+    "dask": "tidesim.backends._dasknodes:DaskBackend",
 }
 
 
