@@ -28,8 +28,8 @@ def system():
 
 
 def leftovers(run) -> tuple[str, str]:
-    ps = _podman("ps", "-a", "--format", "{{.Names}}", check=False).stdout
-    nets = _podman("network", "ls", "--format", "{{.Name}}", check=False).stdout
+    ps = _podman("ps", "-a", "--format", "{{.Names}}").stdout
+    nets = _podman("network", "ls", "--format", "{{.Name}}").stdout
     return ([n for n in ps.split() if n in run.names],
             [n for n in nets.split() if n == run.network])
 
