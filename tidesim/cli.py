@@ -373,7 +373,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     system = build_system(run_cfg)
     until = system.check_until(run_cfg.until_s, run_cfg.until_cycles)
     sim = _backend(args).start(system, fidelity=run_cfg.fidelity, record=record,
-                                           record_controller_state=args.vcd is not None)
+                               record_controller_state=args.vcd is not None)
     from .backends.hardware import NodeFailure
 
     start = time.perf_counter()

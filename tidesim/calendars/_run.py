@@ -180,7 +180,6 @@ def run_app(app, system, *, metacycles: int = 10, placement="greedy",
         backend: the :class:`~tidesim.backends.Backend` the physical run
             is on (default in-process).
     """
-
     n_iter = integer("metacycles", metacycles, lo=1)
     graph = app.graph() if hasattr(app, "graph") and callable(app.graph) else app
     name = getattr(app, "name", "app")

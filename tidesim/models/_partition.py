@@ -113,6 +113,35 @@ def _copy(state):
     return type(state)(*(a.copy() for a in state))
 
 
+def _append_segments(sim, j: int, segs: Segments, skip: int = 0) -> None:
+    """Append node ``j``'s rows of ``segs`` from row ``skip`` on to ``sim``'s
+    segments, growing them where full."""
+    m = segs.seg_k.size - skip
+    if m <= 0:
+        return
+    N = sim._N
+    if int(N.n_seg[j]) + m + 2 > N.seg.shape[1]:
+        sim._grow_segments(max(2 * N.seg.shape[1], int(N.n_seg[j]) + m + 4))
+        N = sim._N
+    s = int(N.n_seg[j])
+    N.seg_k[j, s:s + m] = segs.seg_k[skip:]
+    N.seg[j, s:s + m] = segs.seg[skip:]
+    N.n_seg[j] = s + m
+
+
+def _drop_segments(sim, t_s: float, e_next: np.ndarray, sp_ptr: np.ndarray,
+                   ls: np.ndarray) -> None:
+    """Drop the segments no read after ``t_s`` needs (the rule of
+    :meth:`Simulation._make_segment_room`), keeping those the energy sums
+    (``e_next``, ``sp_ptr``) and the links of ``ls`` still read."""
+    N, fpar, k = sim._N, sim._P.fpar, _kernels()
+    t_keep = t_s - 2.0 * (fpar[K.FP_LATMAX] + fpar[K.FP_PMAX])
+    keep = np.zeros(N.n_seg.size, dtype=np.int64)
+    k.segments_to_keep(N.seg, N.n_seg, N.seg_base, ls, sim._P.src, t_keep, e_next, sp_ptr,
+                       keep)
+    k.compact_segments(N.seg, N.seg_k, N.n_seg, N.seg_base, keep, ls, sim._P.src)
+
+
 class NodeRun:
     """Node ``node`` of ``system``, run on its own.
 
@@ -176,10 +205,14 @@ class NodeRun:
         b = int(N.n_seg[j])
         return Segments(first, N.seg_k[j, a:b].copy(), N.seg[j, a:b].copy())
 
+    def _made_from(self) -> int:
+        """Run index of this node's first segment made in the window and not stashed."""
+        return self._stash[-1].end if self._stash else self._cp_total
+
     def _make_room(self) -> None:
         # compaction may drop segments made in this window: keep them first
         j = self.node
-        start = self._stash[-1].end if self._stash else self._cp_total
+        start = self._made_from()
         if self._total(j) > start:
             self._stash.append(self._rows(j, start))
         sim = self.sim
@@ -190,16 +223,11 @@ class NodeRun:
 
     def _compact(self, t_s: float) -> None:
         """Drop the segments no sample after ``t_s`` reads (no energy is kept here)."""
-        sim, k = self.sim, _kernels()
+        sim = self.sim
         if sim._every == 1:
             return  # the full history is the record
-        N, fpar = sim._N, sim._P.fpar
-        t_keep = t_s - 2.0 * (fpar[K.FP_LATMAX] + fpar[K.FP_PMAX])
-        done = N.seg_base + N.n_seg
-        keep = np.zeros(N.n_seg.size, dtype=np.int64)
-        k.segments_to_keep(N.seg, N.n_seg, N.seg_base, sim._L.ls, sim._P.src, t_keep, done,
-                           done + 1, keep)
-        k.compact_segments(N.seg, N.seg_k, N.n_seg, N.seg_base, keep, sim._L.ls, sim._P.src)
+        done = sim._N.seg_base + sim._N.n_seg
+        _drop_segments(sim, t_s, done, done + 1, sim._L.ls)
 
     def commit(self) -> None:
         """Make the current state the one :meth:`run` starts from."""
@@ -242,18 +270,7 @@ class NodeRun:
         if skip < 0:
             raise ValueError(f"node {self.node}: segments of node {i} from {segs.first}, "
                              f"expected from {have} or before")
-        m = segs.seg_k.size - skip
-        if m <= 0:
-            return
-        sim = self.sim
-        N = sim._N
-        if int(N.n_seg[i]) + m + 2 > N.seg.shape[1]:
-            sim._grow_segments(max(2 * N.seg.shape[1], int(N.n_seg[i]) + m + 4))
-            N = sim._N
-        s = int(N.n_seg[i])
-        N.seg_k[i, s:s + m] = segs.seg_k[skip:]
-        N.seg[i, s:s + m] = segs.seg[skip:]
-        N.n_seg[i] = s + m
+        _append_segments(self.sim, i, segs, skip)
 
     # ------------------------------------------------------------------ running
     def run(self, until_s: float, ghosts: dict[int, Segments],
@@ -283,7 +300,7 @@ class NodeRun:
         if k < 0:
             raise RuntimeError(f"node {self.node}: the detector log of a window overflowed")
         self.log = N.detail[K.DETAIL_LOG:K.DETAIL_LOG + 3 * k].reshape(k, 3).copy()
-        out = self._rows(self.node, self._stash[-1].end if self._stash else self._cp_total)
+        out = self._rows(self.node, self._made_from())
         if self._stash:
             parts = [*self._stash, out]
             out = Segments(parts[0].first, np.concatenate([p.seg_k for p in parts]),
@@ -329,33 +346,15 @@ class Assembly:
         N = sim._N
         need = max(int(N.n_seg[j]) + s.seg_k.size for j, s in segments.items()) + 2
         if need > N.seg.shape[1] and sim._every != 1:
-            self._compact(t_s)
-            N = sim._N
-            need = max(int(N.n_seg[j]) + s.seg_k.size for j, s in segments.items()) + 2
-        if need > N.seg.shape[1]:
-            sim._grow_segments(max(2 * N.seg.shape[1], need))
-            N = sim._N
+            # fold what has ended into the energy sums, then drop it (no link reads here)
+            sim._integrate(t_s)
+            _drop_segments(sim, t_s, sim._e_next, sim._sp_ptr, np.zeros_like(sim._L.ls))
         for j, segs in segments.items():
-            have = int(N.seg_base[j] + N.n_seg[j])
+            have = int(sim._N.seg_base[j] + sim._N.n_seg[j])
             if segs.first != have:
                 raise ValueError(f"node {j}: segments from {segs.first}, expected {have}")
-            s, m = int(N.n_seg[j]), segs.seg_k.size
-            N.seg_k[j, s:s + m] = segs.seg_k
-            N.seg[j, s:s + m] = segs.seg
-            N.n_seg[j] = s + m
+            _append_segments(sim, j, segs)
         sim.time_s = t_s
-
-    def _compact(self, t_s: float) -> None:
-        sim, k = self.sim, _kernels()
-        N = sim._N
-        sim._integrate(t_s)
-        keep = np.zeros(N.n_seg.size, dtype=np.int64)
-        fpar = sim._P.fpar
-        t_keep = t_s - 2.0 * (fpar[K.FP_LATMAX] + fpar[K.FP_PMAX])
-        idle = np.zeros_like(sim._L.ls)  # no link reads here
-        k.segments_to_keep(N.seg, N.n_seg, N.seg_base, idle, sim._P.src, t_keep, sim._e_next,
-                           sim._sp_ptr, keep)
-        k.compact_segments(N.seg, N.seg_k, N.n_seg, N.seg_base, keep, idle, sim._P.src)
 
     def trace(self, finals: list[NodeFinal], until_s: float, *,
               requested_until_s: float | None = None):
