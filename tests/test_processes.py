@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +78,32 @@ def test_killed_node_is_named_within_5_s_and_leaves_nothing():
     assert exc.trace.summary() == want.summary()
     assert run.health()[2] == "dead" and run.stopped
     assert wait_gone(pids) and our_netns() == []
+
+
+def test_node_killed_while_running_calendars_is_named():
+    """The logical-time phase: the dead node's neighbours stop waiting for its
+    frames, and the run names the node."""
+    from tidesim.calendars import LogicalNetwork, schedule
+    from tidesim.waves.apps import get_app
+
+    sysm = system()
+    net = LogicalNetwork(sysm.n_nodes, sysm.topology.links, [5] * len(sysm.topology.links))
+    sched = schedule(get_app("counter", sysm.n_nodes).graph(), net)
+    run = make_backend("processes").start(sysm)
+    pids = list(run.pids)
+    run.advance(0.1)
+    run.execute(sched, 3)  # compiled and warm: the next run starts at once
+    killer = threading.Timer(1.0, os.kill, (pids[1], signal.SIGKILL))
+    killer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(NodeFailure, match=rf"^node 1: process {pids[1]} died \(killed by "
+                                              r"signal 9\); the run stopped at t=0.1 s"):
+            run.execute(sched, 10**7)  # minutes of work, were it not stopped
+    finally:
+        killer.cancel()
+    assert time.monotonic() - t0 < 1.0 + 5.0
+    assert run.stopped and wait_gone(pids) and our_netns() == []
 
 
 @pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))

@@ -42,6 +42,8 @@ import tempfile
 import time
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError, SimulationFault
 from .hardware import Backend, HardwareRun, NodeFailure
 
@@ -263,6 +265,9 @@ def _node_loop(ctl: socket.socket, node: int, netns: str | None, where: str) -> 
                     return
                 ghosts[i] = segs
             send_msg(ctl, ("ran", it, changed, part.range_fault, part.log))
+        elif cmd[0] == "app":
+            if not _run_app(ctl, node, cmd, outs, ins, link_timeout_s):
+                return
         elif cmd[0] == "commit":
             part.commit()
             fin = part.final(rows_sent)
@@ -275,15 +280,125 @@ def _node_loop(ctl: socket.socket, node: int, netns: str | None, where: str) -> 
         s.close()
 
 
+class _LinkDown(Exception):
+    """A link of a node's logical-time run closed or went silent."""
+
+    def __init__(self, sender: int, why: str) -> None:
+        super().__init__(sender, why)
+        self.sender, self.why = sender, why
+
+
+_FRAMES = struct.Struct("!qqq")  # link, upto, count; then steps, words, taints
+
+
+def _socket_port(ex, outs: dict, ins: dict, link_timeout_s: float):
+    """A node's :class:`~tidesim.calendars._nodes.FramePort` over its link sockets.
+
+    Each in-link's bytes are read as they come, as many messages a read as
+    there are (one system call where a message a call would cost two).
+    """
+    import select
+
+    from ..calendars._nodes import FramePort, Frames
+
+    sender_of = {c: i for i, c in ins.items()}
+    socks = list(ins.values())
+    bufs = {c: bytearray() for c in socks}
+    head = _FRAMES.size
+
+    def parse(buf: bytearray, got: list) -> None:
+        at = 0
+        while len(buf) - at >= head:
+            link, upto, n = _FRAMES.unpack_from(buf, at)
+            end = at + head + 17 * n
+            if len(buf) < end:
+                break
+            body = bytes(buf[at + head:end])
+            got.append(Frames(link, upto, np.frombuffer(body, "<i8", n),
+                              np.frombuffer(body, "<u8", n, 8 * n),
+                              np.frombuffer(body, np.uint8, n, 16 * n)))
+            at = end
+        del buf[:at]
+
+    class SocketPort(FramePort):
+        def send(self, frames) -> None:
+            n = len(frames.steps)
+            outs[int(ex.ldst[frames.link])].sendall(b"".join((
+                _FRAMES.pack(frames.link, frames.upto, n), frames.steps.astype("<i8").tobytes(),
+                frames.words.astype("<u8").tobytes(), frames.taints.tobytes())))
+
+        def recv(self, wait_for: list[int]) -> list:
+            got: list = []
+            timeout = link_timeout_s if wait_for else 0.0
+            while True:
+                ready = select.select(socks, [], [], timeout)[0]
+                if not ready:
+                    if timeout:
+                        raise _LinkDown(int(ex.lsrc[wait_for[0]]), "timeout")
+                    return got
+                for c in ready:
+                    try:
+                        data = c.recv(1 << 16)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        raise _LinkDown(sender_of[c], "closed")
+                    bufs[c] += data
+                    parse(bufs[c], got)
+                timeout = 0.0 if got else timeout
+
+        def idle(self) -> bool:
+            """Nothing half-read is left on any link."""
+            return not any(bufs.values())
+
+    return SocketPort()
+
+
+def _run_app(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict,
+             link_timeout_s: float) -> bool:
+    """A logical-time run of this node's calendars (False: a link failed)."""
+    from ..calendars._executor import Execution
+    from ..calendars._nodes import CHUNK_STEPS, run_node
+
+    _, sched, n_iter, faults = cmd
+    ex = Execution(sched, n_iter, ring_extra=CHUNK_STEPS, **faults)
+    ex.prepare(node)
+    send_msg(ctl, ("app_ready",))
+    if recv_msg(ctl)[0] != "app_go":
+        return False
+    # blocking sockets: Python polls a socket with a timeout before every
+    # send and receive (a system call per frame); select keeps the timeout
+    links = (*outs.values(), *ins.values())
+    for c in links:
+        c.settimeout(None)
+    try:
+        port = _socket_port(ex, outs, ins, link_timeout_s)
+        stats = run_node(ex, node, port)
+    except _LinkDown as exc:
+        send_msg(ctl, ("link", exc.sender, exc.why))
+        return False
+    finally:
+        for c in links:
+            c.settimeout(link_timeout_s)
+    if not port.idle():
+        raise RuntimeError(f"node {node}: frames left unread after the logical-time run")
+    send_msg(ctl, ("app_done", ex.part(node), stats))
+    return True
+
+
 # ----------------------------------------------------------------------------- the coordinator
 
 def _warm() -> None:
     """Load the core's kernels once, so that every forked node has them."""
+    from ..calendars import LogicalNetwork, execute, schedule
     from ..models import System, Topology
     from ..models._partition import NodeRun
+    from ..waves.apps import get_app
 
     system = System(Topology.complete(2, latency_s=1e-7), offsets_ppm=[-1.0, 1.0])
     NodeRun(system, 0).run(1e-3, {})
+    execute(schedule(get_app("counter", 2).graph(), LogicalNetwork.ring(2, latency_cycles=3)),
+            2)
 
 
 def _reap(out) -> None:
@@ -703,6 +818,36 @@ class ProcessRun(HardwareRun):
                 f"node {node}: frequency offset {rel * 1e6:.6g} ppm at t={t:.9g} s (cycle {m}) "
                 f"is beyond ±{MAX_REL * 1e6:.0f} ppm: the controller is unstable",
                 self._partial())
+
+    def execute(self, sched, iterations, *, flip_probability=0.0, seed=0, crash=None,
+                fault_cycles=None):
+        """Each node runs its own calendars and actions, with frames over its links.
+
+        The nodes first build their memories and compile the actions; the
+        result's ``wall_s`` counts from when they all start to step their
+        calendars until the last one finished. ``app_stats`` holds each
+        node's wall time, kernel calls and waits for frames.
+        """
+        from ..calendars._executor import Execution
+
+        self._check_schedule(sched)
+        faults = dict(flip_probability=flip_probability, seed=seed, crash=crash,
+                      fault_cycles=fault_cycles)
+        whole = Execution(sched, iterations, **faults)  # checks the arguments here
+        try:
+            self._broadcast(("app", sched, whole.n_iter, faults))
+            self._gather("app_ready")
+            t0 = time.perf_counter()
+            self._broadcast(("app_go",))
+            done = self._gather("app_done")
+            wall = time.perf_counter() - t0
+        except KeyboardInterrupt:
+            self._teardown()
+            raise
+        for _, part, _stats in done:
+            whole.merge(part)
+        self.app_stats = [stats for _, _, stats in done]
+        return whole.result(wall)
 
     def trace(self, *, requested_until_s=None):
         from ..models._partition import join_records

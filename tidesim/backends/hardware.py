@@ -113,6 +113,37 @@ class HardwareRun(abc.ABC):
     def stop(self) -> None:
         """Stop every node and free what the run holds (idempotent)."""
 
+    def execute(self, sched, iterations: int, *, flip_probability: float = 0.0,
+                seed: int = 0, crash=None, fault_cycles=None):
+        """Run a schedule's calendars and actions in logical time on these nodes.
+
+        ``sched`` is a :class:`~tidesim.calendars.Schedule` on this system's
+        links; the other arguments are those of
+        :func:`~tidesim.calendars.execute`, and so is the result (a
+        :class:`~tidesim.calendars.LogicalRun`, the same on every backend).
+        The default runs every node in this process; a backend with nodes
+        elsewhere runs each node's calendars on its node, with frames over
+        its links.
+        """
+        from ..calendars import execute
+
+        self._check_schedule(sched)
+        return execute(sched, iterations, flip_probability=flip_probability, seed=seed,
+                       crash=crash, fault_cycles=fault_cycles)
+
+    def _check_schedule(self, sched) -> None:
+        """Refuse a schedule whose network is not this system's nodes and links."""
+        if self.stopped:
+            raise ConfigError("execute", "schedule", "the run was stopped")
+        if sched.network.n_nodes != self.system.n_nodes:
+            raise ConfigError("schedule.network.n_nodes", sched.network.n_nodes,
+                              f"must be the system's {self.system.n_nodes} nodes")
+        have = {(int(a), int(b)) for a, b in self.system.topology.links}
+        for a, b in sched.network.links.tolist():
+            if (a, b) not in have:
+                raise ConfigError("schedule.network.links", [a, b],
+                                  "must be links of the system the run is on")
+
     def reserve(self, until_s: float) -> None:
         """A hint that the run will be advanced to ``until_s`` (to size records once).
 

@@ -10,8 +10,11 @@ shadow calendar at metacycle boundaries. See ``docs/calendars.md``.
 On top of them: the scheduler (:func:`place`, :func:`schedule` -> a
 :class:`Schedule` of an SDF graph on a :class:`LogicalNetwork`), the
 independent :func:`check_schedule`, the logical-time executor
-(:func:`execute` -> a :class:`LogicalRun`) and :func:`run_app`, which couples
-an application to a physical run. See ``docs/schedule.md``.
+(:func:`execute` -> a :class:`LogicalRun`; an :class:`Execution` stepped
+whole, or node by node with :func:`run_node` exchanging :class:`Frames`
+through a :class:`FramePort`) and :func:`run_app`, which couples an
+application to a physical run. See ``docs/schedule.md`` and
+``docs/backends.md``.
 """
 
 from ._calendar import (
@@ -24,8 +27,9 @@ from ._calendar import (
     idle_value,
 )
 from ._checker import ScheduleError, check_schedule
-from ._executor import Crash, LogicalRun, execute
+from ._executor import Crash, Execution, LogicalRun, execute
 from ._network import LogicalNetwork
+from ._nodes import FramePort, Frames, run_node
 from ._run import AppFault, AppRun, run_app, synchronise
 from ._schedule import Schedule, place, schedule
 from ._tables import Tables, build_tables, calendars_of, check_hardware
@@ -35,6 +39,9 @@ __all__ = [
     "AppFault",
     "AppRun",
     "Crash",
+    "Execution",
+    "FramePort",
+    "Frames",
     "KINDS",
     "MAX_CALENDAR_DEPTH",
     "MAX_MEMORY_WORDS",
@@ -56,6 +63,7 @@ __all__ = [
     "idle_value",
     "place",
     "run_app",
+    "run_node",
     "schedule",
     "synchronise",
 ]

@@ -44,7 +44,7 @@ RUN_SIGNATURE = types.UniTuple(_i, 5)(
     _i1, _i1, _i1, _u2,                           # record
     _t1, _t1, _t1, _t2, _t1, _t2,                 # taints
     types.float64, _i, _i, _i, _i1,               # flips, crash, buffer faults
-    _u2, _i)                                      # wire record, its first step
+    _u2, _i, _i)                                  # wire record, its first step; own
 """One signature, so the kernel is compiled (and cached) once for every app:
 each app's dispatch comes in through a function pointer."""
 
@@ -131,7 +131,7 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                 rec_ptr, rec_src, rec_dst, rec,
                 taint_tx, taint_rx, taint_state, taint_ring, taint_last, taint_rec,
                 flip_p, flip_seed, crash_node, crash_metacycle, fault_cycle,
-                wire, wire_g0):
+                wire, wire_g0, own):
     """Run global steps ``g .. g_end - 1``; stop early at a plain-Python firing.
 
     Args:
@@ -160,6 +160,11 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
             from receiver cycle ``fault_cycle[l]`` on are corrupted (-1: never).
         wire, wire_g0: uint64 ``[L, W]``: the frame put on each link at steps
             ``wire_g0 .. wire_g0 + W - 1`` (for waveforms; ``W = 0`` records nothing).
+        own: -1 runs every node; ``n >= 0`` runs node ``n`` only (its
+            out-links' gathers, its in-links' scatters, its copies and
+            firings): the caller fills its in-links' ``ring`` slots with the
+            frames their senders put on the wire, and takes its out-links'
+            frames from ``ring`` (each at ``(step + delay) mod R``).
 
     Returns:
         ``(status, g, node, fid, k)``: ``DONE``, or ``PYTHON_FIRING`` with the
@@ -195,6 +200,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
             keep = q >= 0 and q < W
             for l in range(L):
                 i = lsrc[l]
+                if own >= 0 and i != own:
+                    continue
                 w = np.uint64(0)
                 tw = np.uint8(0)
                 if crash_node == i and ms[i] >= crash_metacycle:
@@ -235,6 +242,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
             # scatter: every link's receiver takes the frame due now
             for l in range(L):
                 j = ldst[l]
+                if own >= 0 and j != own:
+                    continue
                 w = ring[l, now]
                 tw = taint_ring[l, now]
                 if fault_cycle[l] >= 0 and g + base[j] >= fault_cycle[l]:
@@ -255,6 +264,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
                     s_idle[l] = _idle_after(sa, sa, l, x, M)
             # local copies, then compute
             for n in range(N):
+                if own >= 0 and n != own:
+                    continue
                 if skip and c_idle[n] > 0:
                     c_idle[n] -= 1
                     continue
@@ -272,6 +283,8 @@ def run_logical(dispatch, M, n_iter, g, g_end, resume_node,
             n0 = resume_node
             resume_node = -1
         for n in range(n0, N):
+            if own >= 0 and n != own:
+                continue
             if skip and f_idle[n] > 0:
                 f_idle[n] -= 1
                 continue

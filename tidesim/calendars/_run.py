@@ -20,7 +20,7 @@ from .._checks import integer
 from ..errors import SimulationFault
 from ._calendar import Hardware
 from ._checker import check_schedule
-from ._executor import Crash, LogicalRun, execute
+from ._executor import Crash, LogicalRun
 from ._network import LogicalNetwork
 from ._schedule import Schedule, check_fits, schedule
 
@@ -206,7 +206,7 @@ def _run_synchronised(sim, graph, name, system, placement, hardware, check, n_it
     sched = schedule(graph, net, placement, hardware=hardware)
     if check:
         check_schedule(sched)
-    run = execute(sched, n_iter, flip_probability=flip_probability, seed=seed, crash=crash)
+    run = sim.execute(sched, n_iter, flip_probability=flip_probability, seed=seed, crash=crash)
     # the physical run over the application's cycles
     t0 = sim.time_s
     counts0 = tr.fault_counts().copy()
@@ -231,8 +231,8 @@ def _run_synchronised(sim, graph, name, system, placement, hardware, check, n_it
         fc = np.full(net.n_links, -1, dtype=np.int64)
         for f in faults:
             fc[f.link] = f.app_cycle if fc[f.link] < 0 else min(fc[f.link], f.app_cycle)
-        run = execute(sched, n_iter, flip_probability=flip_probability, seed=seed,
-                      crash=crash, fault_cycles=fc)
+        run = sim.execute(sched, n_iter, flip_probability=flip_probability, seed=seed,
+                          crash=crash, fault_cycles=fc)
     func = functional_run(graph, n_iter)
     # a token that depends on a corrupted frame cannot be trusted, even where
     # its value happens to be right (a buffer fault marks frames, it does not

@@ -62,6 +62,7 @@ FIRE_TYPE = types.FunctionType(FIRE_SIGNATURE)
 """The Numba type of a compiled adapter passed to a kernel as a first-class function."""
 
 _CACHE: weakref.WeakKeyDictionary[Action, Callable] = weakref.WeakKeyDictionary()
+_BY_CODE: dict[tuple, Callable] = {}
 _NUMBA_UNSUPPORTED = (np.float16,)
 
 
@@ -143,6 +144,13 @@ def compiled(action: Action) -> Callable | None:
         raise WavesError(f"{action.name}.state: Numba does not support "
                          f"{action.state_dtype.name}; use a plain Python function")
     source, env = adapter_source(action)
+    # an equal action (the same function and ports: one unpickled on a node,
+    # say) shares the adapter
+    code = (action.fn, source, tuple((k, v) for k, v in env.items() if k not in ("np", "fn")))
+    found = _BY_CODE.get(code)
+    if found is not None:
+        _CACHE[action] = found
+        return found
     exec(compile(source, f"<waves adapter of {action.name}>", "exec"), env)
     flags = dict(JIT_FLAGS)
     flags["cache"] = False
@@ -151,7 +159,7 @@ def compiled(action: Action) -> Callable | None:
     except numba.core.errors.NumbaError as exc:
         raise WavesError(f"{action.name} does not compile for its ports "
                          f"({_port_types(action)}): {_first_lines(str(exc))}") from exc
-    _CACHE[action] = fire
+    _CACHE[action] = _BY_CODE[code] = fire
     return fire
 
 
