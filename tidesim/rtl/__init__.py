@@ -1,0 +1,248 @@
+"""Verilog of bittide's hardware blocks, and the cycle models they are checked against.
+
+The ``.v`` files here are synthesizable Verilog-2005, shipped with the
+package (:func:`rtl_sources`). Each block has a model here, stepped edge by
+edge from the same clock edges the RTL simulation uses; the cocotb helpers in
+:mod:`tidesim.testing.cocotb` compare the two on every cycle. See
+``docs/rtl.md``.
+
+Lifecycle, for the elastic buffer: clock edges of a sender and a receiver
+from a tidesim run, the model run on them, and its outputs per cycle:
+
+    >>> from tidesim.models import System, Topology
+    >>> from tidesim.rtl import ElasticBufferModel, link_edges_fs
+    >>> system = System(Topology.complete(2, latency_s=3e-8), offsets_ppm=[-50.0, 50.0])
+    >>> trace = system.run(until_s=2e-5, record="full")
+    >>> wr_fs, rd_fs = link_edges_fs(trace, 0, 1, cycles=2000)
+    >>> model = ElasticBufferModel(addr=5)
+    >>> out = model.run(wr_fs, rd_fs, rd_en=model.start_reading(wr_fs, rd_fs))
+    >>> int(out.occupancy[-1]) in range(14, 19), bool(out.underflow.any())
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._checks import integer
+from ..errors import ConfigError
+from . import _kernels as K
+
+__all__ = ["ElasticBufferModel", "ElasticBufferRun", "elastic_buffer_scenario",
+           "link_edges_fs", "rtl_path", "rtl_sources"]
+
+_HERE = Path(__file__).resolve().parent
+FS_PER_S = 10**15
+
+
+def rtl_sources() -> list[Path]:
+    """The Verilog files of every block (sorted)."""
+    return sorted(_HERE.glob("*.v"))
+
+
+def rtl_path(module: str) -> Path:
+    """The Verilog file of ``module`` (e.g. ``"tidesim_elastic_buffer"``)."""
+    p = _HERE / f"{module}.v"
+    if not p.is_file():
+        names = ", ".join(q.stem for q in rtl_sources())
+        raise ConfigError("rtl.module", module, f"must be one of {names}")
+    return p
+
+
+def link_edges_fs(trace, src: int, dst: int, *, cycles: int, first: int = 0):
+    """Rising edges (integer fs) of a link's two clock domains, from a run.
+
+    The write domain is the sender's clock as the frames arrive (its edges
+    plus the link's latency); the read domain is the receiver's own clock.
+
+    Args:
+        trace: a :class:`~tidesim.models.Trace`.
+        src, dst: the link's nodes.
+        cycles: how many receiver cycles, from receiver edge ``first``.
+
+    Returns:
+        ``(wr_fs, rd_fs)``: int64 arrays, the write edges covering the same
+        span, both shifted so that the first edge of either is at 1 ns.
+    """
+    cycles = integer("cycles", cycles, lo=1)
+    link = trace.system.topology.link_index(src, dst)
+    lat_s = float(trace.system.topology.latency_s[link])
+    rd_s = trace.edge_times(dst, np.arange(first, first + cycles))
+    k0 = trace.last_edge(src, rd_s[0] - lat_s)
+    k1 = trace.last_edge(src, rd_s[-1] - lat_s) + 1
+    wr_s = trace.edge_times(src, np.arange(k0, k1 + 1)) + lat_s
+    rd_fs = np.rint(rd_s * FS_PER_S).astype(np.int64)
+    wr_fs = np.rint(wr_s * FS_PER_S).astype(np.int64)
+    # the simulation starts at 0: the first edge 1 ns after
+    base = min(int(wr_fs[0]), int(rd_fs[0])) - 1_000_000
+    return wr_fs - base, rd_fs - base
+
+
+@dataclass(frozen=True)
+class ElasticBufferRun:
+    """The model's outputs on every edge.
+
+    Read domain, ``[R]`` each (after each read edge): ``occupancy``,
+    ``count`` (occupancy minus half the depth), ``underflow``, ``adj_busy``,
+    ``rd_data`` and ``rd_data_valid`` (False once a flag was raised: the
+    frames can no longer be trusted, nor compared). Write domain, ``[W]``
+    each: ``full``, ``overflow``, and ``wr_occupancy``, the occupancy as the
+    write side sees it (not a port: it says when ``full`` will rise).
+    """
+
+    occupancy: np.ndarray
+    count: np.ndarray
+    underflow: np.ndarray
+    adj_busy: np.ndarray
+    rd_data: np.ndarray
+    rd_data_valid: np.ndarray
+    full: np.ndarray
+    overflow: np.ndarray
+    wr_occupancy: np.ndarray
+
+    def first(self, name: str) -> int | None:
+        """The first edge (index) at which flag ``name`` is raised, or None."""
+        hit = np.flatnonzero(getattr(self, name))
+        return int(hit[0]) if len(hit) else None
+
+
+class ElasticBufferModel:
+    """The elastic buffer of ``tidesim_elastic_buffer.v``, cycle by cycle.
+
+    Args:
+        addr: ``ADDR``: the depth is ``2**addr`` frames (1..20).
+        sync: ``SYNC``: synchroniser stages (2..8).
+    """
+
+    def __init__(self, addr: int = 5, sync: int = 2) -> None:
+        self.addr = integer("elastic_buffer.addr", addr, lo=1, hi=20)
+        self.sync = integer("elastic_buffer.sync", sync, lo=2, hi=8)
+        self.depth = 1 << self.addr
+
+    def run(self, wr_fs, rd_fs, *, wr_en=None, wr_data=None, rd_en=None, adj_frames=None,
+            wr_rst=None, rd_rst=None) -> ElasticBufferRun:
+        """Step the buffer over these edges.
+
+        Args:
+            wr_fs, rd_fs: int rising edges of the write and read clocks (fs,
+                increasing), ``[W]`` and ``[R]``.
+            wr_en: bool ``[W]`` (default: always); wr_data: uint64 ``[W]``
+                (default: the write edge's index).
+            rd_en: bool ``[R]`` (default: always).
+            adj_frames: int ``[R]``: an adjustment issued at that read edge
+                (0: none).
+            wr_rst, rd_rst: bool ``[W]``, ``[R]`` synchronous resets (default:
+                the first two edges of each domain).
+        """
+        wr_t = _edges("wr_fs", wr_fs)
+        rd_t = _edges("rd_fs", rd_fs)
+        W, R = len(wr_t), len(rd_t)
+        wr_en = _per_edge("wr_en", wr_en, W, True, np.bool_)
+        wr_data = _per_edge("wr_data", wr_data, W, None, np.uint64)
+        if wr_data is None:
+            wr_data = np.arange(W, dtype=np.uint64)
+        rd_en = _per_edge("rd_en", rd_en, R, True, np.bool_)
+        adj = _per_edge("adj_frames", adj_frames, R, 0, np.int64)
+        wr_rst = _per_edge("wr_rst", wr_rst, W, None, np.bool_)
+        rd_rst = _per_edge("rd_rst", rd_rst, R, None, np.bool_)
+        if wr_rst is None:
+            wr_rst = np.arange(W) < 2
+        if rd_rst is None:
+            rd_rst = np.arange(R) < 2
+        rd_out = np.zeros((R, 3), dtype=np.int64)
+        data = np.zeros(R, dtype=np.uint64)
+        wr_out = np.zeros((W, 3), dtype=np.int64)
+        K.elastic_buffer(self.addr, self.sync, wr_t, wr_rst, wr_en, wr_data, rd_t, rd_rst,
+                         rd_en, adj, rd_out, data, wr_out)
+        occ = rd_out[:, K.RD_OCC]
+        under = rd_out[:, K.RD_UNDERFLOW].astype(bool)
+        over = wr_out[:, K.WR_OVERFLOW].astype(bool)
+        # a read edge that comes after an overflowing write edge
+        first_over = np.flatnonzero(over)
+        t_over = wr_t[first_over[0]] if len(first_over) else np.iinfo(np.int64).max
+        return ElasticBufferRun(
+            occupancy=occ, count=occ - self.depth // 2, underflow=under,
+            adj_busy=rd_out[:, K.RD_BUSY].astype(bool), rd_data=data,
+            rd_data_valid=~under & (rd_t <= t_over) & (np.cumsum(rd_en & ~rd_rst) > 0),
+            full=wr_out[:, K.WR_FULL].astype(bool), overflow=over,
+            wr_occupancy=wr_out[:, K.WR_LEVEL])
+
+    def start_reading(self, wr_fs, rd_fs, *, at: int | None = None) -> np.ndarray:
+        """``rd_en`` that starts reading once the buffer is half full.
+
+        Returns:
+            bool ``[R]``: False until the first read edge after the one at
+            which the occupancy (reading nothing) reaches ``at`` (default:
+            half the depth), True from then on.
+        """
+        at = self.depth // 2 if at is None else integer("at", at, lo=0, hi=self.depth)
+        rd_t = _edges("rd_fs", rd_fs)
+        idle = self.run(wr_fs, rd_t, rd_en=np.zeros(len(rd_t), dtype=bool))
+        hit = np.flatnonzero(idle.occupancy >= at)
+        if not len(hit):
+            raise ConfigError("rd_fs", f"{len(rd_t)} edges",
+                              f"must span the time the buffer takes to reach {at} frames")
+        return np.arange(len(rd_t)) > hit[0]
+
+
+def elastic_buffer_scenario(trace, *, src: int = 0, dst: int = 1, cycles: int = 2000,
+                            addr: int = 5, sync: int = 2, adjustments: int = 0,
+                            seed: int = 0, max_frames: int = 6) -> dict[str, np.ndarray]:
+    """Stimulus for an elastic buffer on link ``src -> dst`` of a run.
+
+    The clocks are the link's (:func:`link_edges_fs`); the data is the
+    sender's frame number; reading starts once the buffer is half full; then
+    ``adjustments`` adjustments of ``1..max_frames`` frames either way are
+    issued at seeded random read cycles, far enough apart for each to
+    complete. Feed it to :meth:`ElasticBufferModel.run` (``**`` the
+    per-edge arrays) and to :func:`tidesim.testing.cocotb.check_elastic_buffer`.
+
+    Returns:
+        ``wr_fs wr_rst wr_en wr_data rd_fs rd_rst rd_en adj_frames`` (one
+        value per edge), ``addr``, ``sync``.
+    """
+    model = ElasticBufferModel(addr, sync)
+    adjustments = integer("adjustments", adjustments, lo=0)
+    max_frames = integer("max_frames", max_frames, lo=1, hi=model.depth)
+    wr_fs, rd_fs = link_edges_fs(trace, src, dst, cycles=cycles)
+    rd_en = model.start_reading(wr_fs, rd_fs)
+    R = len(rd_fs)
+    adj = np.zeros(R, dtype=np.int64)
+    if adjustments:
+        start = int(np.flatnonzero(rd_en)[0]) + 4 * sync
+        gap = 4 * sync + 2 * max_frames + 8
+        if start + adjustments * gap >= R:
+            raise ConfigError("adjustments", adjustments,
+                              f"must fit {R} read cycles, {gap} apart after cycle {start}")
+        rng = np.random.default_rng(seed)
+        slack = R - start - adjustments * gap
+        at = start + np.sort(rng.integers(0, slack, adjustments)) + gap * np.arange(adjustments)
+        n = rng.integers(1, max_frames + 1, adjustments) * rng.choice([-1, 1], adjustments)
+        adj[at] = n
+    k0 = int(trace.last_edge(src, 0.0))
+    return {"wr_fs": wr_fs, "wr_rst": np.arange(len(wr_fs)) < 2,
+            "wr_en": np.ones(len(wr_fs), dtype=bool),
+            "wr_data": np.arange(len(wr_fs), dtype=np.uint64) + np.uint64(max(k0, 0)),
+            "rd_fs": rd_fs, "rd_rst": np.arange(R) < 2, "rd_en": rd_en, "adj_frames": adj,
+            "addr": np.int64(addr), "sync": np.int64(sync)}
+
+
+def _edges(field: str, value) -> np.ndarray:
+    t = np.ascontiguousarray(value, dtype=np.int64)
+    if t.ndim != 1 or len(t) == 0:
+        raise ConfigError(field, f"shape {t.shape}", "must be a non-empty 1-D array of edges")
+    if len(t) > 1 and (np.diff(t) <= 0).any():
+        raise ConfigError(field, f"step {int(np.diff(t).min())} fs", "must be increasing")
+    return t
+
+
+def _per_edge(field: str, value, n: int, default, dtype):
+    if value is None:
+        return None if default is None else np.full(n, default, dtype=dtype)
+    a = np.ascontiguousarray(value, dtype=dtype)
+    if a.shape != (n,):
+        raise ConfigError(field, f"shape {a.shape}", f"must be one value per edge ({n})")
+    return a

@@ -1,0 +1,137 @@
+"""Cycle models of the RTL blocks, edge by edge in time order (the golden
+references the cocotb scoreboards compare the Verilog against).
+
+Both clock domains are stepped in the order of their rising edges. Edges of
+the two domains at the same instant each see the other's registers as they
+were before that instant, which is what non-blocking assignments give in the
+simulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import njit
+
+# elastic-buffer outputs, read domain: one row per read edge
+RD_OCC, RD_UNDERFLOW, RD_BUSY = 0, 1, 2
+# write domain: one row per write edge
+WR_FULL, WR_OVERFLOW, WR_LEVEL = 0, 1, 2
+
+
+@njit
+def elastic_buffer(addr, sync, wr_t, wr_rst, wr_en, wr_data, rd_t, rd_rst, rd_en, adj,
+                   rd_out, rd_data, wr_out):
+    """The elastic buffer (``tidesim_elastic_buffer.v``), edge by edge.
+
+    Args:
+        addr: ``ADDR`` (depth ``2**addr``); sync: ``SYNC`` stages (>= 2).
+        wr_t: int64 ``[W]`` write-clock rising edges (fs, increasing).
+        wr_rst, wr_en: bool ``[W]``, the inputs seen at each write edge.
+        wr_data: uint64 ``[W]``.
+        rd_t: int64 ``[R]`` read-clock rising edges (fs, increasing).
+        rd_rst, rd_en: bool ``[R]``.
+        adj: int64 ``[R]`` ``adj_frames`` at each read edge (0: no ``adj_valid``).
+        rd_out: int64 ``[R, 3]`` out: occupancy, underflow, adj_busy after
+            each read edge.
+        rd_data: uint64 ``[R]`` out: ``rd_data`` after each read edge.
+        wr_out: int64 ``[W, 3]`` out: full, overflow, and the occupancy as
+            the write side sees it (not a port) after each write edge.
+    """
+    depth = 1 << addr
+    mod = depth << 1
+    W, R = wr_t.shape[0], rd_t.shape[0]
+    mem = np.zeros(depth, dtype=np.uint64)
+    # write domain
+    wptr = 0
+    rsync = np.zeros(sync, dtype=np.int64)
+    drops = 0
+    req_sync = np.zeros(sync, dtype=np.int64)
+    ack = 0
+    overflow = 0
+    # read domain
+    rptr = 0
+    wsync = np.zeros(sync, dtype=np.int64)
+    fills = 0
+    req = 0
+    drain_hold = 0
+    ack_sync = np.zeros(sync, dtype=np.int64)
+    underflow = 0
+    data = np.uint64(0)
+    i = j = 0
+    while i < W or j < R:
+        do_w = i < W and (j >= R or wr_t[i] <= rd_t[j])
+        do_r = j < R and (i >= W or rd_t[j] <= wr_t[i])
+        # what each side samples of the other: the values before this instant
+        old_rptr, old_req, old_wptr, old_ack, old_drain = rptr, req, wptr, ack, drain_hold
+        if do_r:
+            rd_word = mem[rptr & (depth - 1)]
+        if do_w:
+            if wr_rst[i]:
+                wptr = 0
+                overflow = 0
+                drops = 0
+                ack = 0
+                rsync[:] = 0
+                req_sync[:] = 0
+            else:
+                full = (wptr - rsync[sync - 1]) % mod == depth
+                new_req = req_sync[sync - 1] != ack
+                if wr_en[i] and drops == 0:
+                    mem[wptr & (depth - 1)] = wr_data[i]
+                    wptr = (wptr + 1) % mod
+                    if full:
+                        overflow = 1
+                d = drops
+                if wr_en[i] and drops != 0:
+                    d -= 1
+                if new_req:
+                    d += old_drain
+                    ack = req_sync[sync - 1]
+                drops = d
+                for s in range(sync - 1, 0, -1):
+                    rsync[s] = rsync[s - 1]
+                    req_sync[s] = req_sync[s - 1]
+                rsync[0] = old_rptr
+                req_sync[0] = old_req
+            wr_out[i, WR_FULL] = (wptr - rsync[sync - 1]) % mod == depth
+            wr_out[i, WR_OVERFLOW] = overflow
+            wr_out[i, WR_LEVEL] = (wptr - rsync[sync - 1]) % mod
+            i += 1
+        if do_r:
+            if rd_rst[j]:
+                rptr = 0
+                underflow = 0
+                fills = 0
+                req = 0
+                drain_hold = 0
+                data = np.uint64(0)
+                wsync[:] = 0
+                ack_sync[:] = 0
+            else:
+                occ = (wsync[sync - 1] - rptr) % mod
+                busy = req != ack_sync[sync - 1]
+                if rd_en[j] and fills == 0:
+                    data = rd_word
+                    rptr = (rptr + 1) % mod
+                    if occ == 0:
+                        underflow = 1
+                f = fills
+                if rd_en[j] and fills != 0:
+                    f -= 1
+                if adj[j] > 0:
+                    f += adj[j]
+                fills = f
+                if adj[j] < 0 and not busy:
+                    drain_hold = -adj[j]
+                    req ^= 1
+                for s in range(sync - 1, 0, -1):
+                    wsync[s] = wsync[s - 1]
+                    ack_sync[s] = ack_sync[s - 1]
+                wsync[0] = old_wptr
+                ack_sync[0] = old_ack
+            rd_out[j, RD_OCC] = (wsync[sync - 1] - rptr) % mod
+            rd_out[j, RD_UNDERFLOW] = underflow
+            rd_out[j, RD_BUSY] = req != ack_sync[sync - 1]
+            rd_data[j] = data
+            j += 1

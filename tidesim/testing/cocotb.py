@@ -1,0 +1,359 @@
+"""cocotb helpers: check RTL against tidesim's models, cycle by cycle.
+
+Three pieces, in the style of cocotbext drivers and monitors:
+
+* :class:`EdgeClock` drives a clock with rising edges at given instants (in
+  femtoseconds, e.g. a node's edges from a tidesim run, ppm offsets, wander
+  and all: :func:`tidesim.rtl.link_edges_fs`), puts the inputs of each cycle
+  on the DUT before its edge and samples the outputs after it;
+* :class:`ModelScoreboard` holds the model's expected outputs per edge and
+  checks every sample as it comes (in step with the DUT): the first
+  difference fails the test with the cycle, the signal and both values, and
+  leaves side-by-side waveforms (:meth:`ModelScoreboard.write_waves`);
+* :func:`simulate` builds and runs a cocotb test module on Icarus Verilog
+  through ``cocotb_tools.runner`` and returns its report.
+
+:func:`check_elastic_buffer` strings them together for an elastic buffer
+with ``tidesim_elastic_buffer``'s ports. See ``docs/rtl.md``.
+
+Needs the ``rtl`` extra (``pip install 'tidesim[rtl]'``) and Icarus Verilog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["EdgeClock", "Expect", "ModelScoreboard", "ScoreboardMismatch",
+           "check_elastic_buffer", "elastic_buffer_expectations", "simulate"]
+
+REPORT_ENV = "TIDESIM_COCOTB_REPORT"
+"""Where :func:`simulate` asks the cocotb test to write its JSON report."""
+
+
+class ScoreboardMismatch(AssertionError):
+    """The DUT and the model differ: ``clock``'s ``cycle``, ``signal``, ``got``, ``want``."""
+
+    def __init__(self, clock: str, cycle: int, time_fs: int, signal: str, got, want) -> None:
+        super().__init__(f"{clock} cycle {cycle} (t={time_fs} fs): {signal}: "
+                         f"RTL {got}, model {want}")
+        self.clock, self.cycle, self.time_fs = clock, cycle, time_fs
+        self.signal, self.got, self.want = signal, got, want
+
+
+@dataclass
+class Expect:
+    """A model's values of one DUT output, one per edge of its clock.
+
+    ``care``: bool per edge, False where the value is not compared (an
+    undefined read after a fault, say); default: every edge.
+    """
+
+    values: np.ndarray
+    care: np.ndarray | None = None
+    signed: bool = False
+
+
+@dataclass
+class ModelScoreboard:
+    """Compares a DUT's samples with a model's values, edge by edge, as they come.
+
+    Args:
+        expect: per clock name, per signal name, an :class:`Expect`.
+        edges_fs: per clock name, its rising edges (fs).
+
+    After a run, ``got`` holds every sample taken (per clock, per signal) and
+    ``mismatch`` the first difference (or None).
+    """
+
+    expect: Mapping[str, Mapping[str, Expect]]
+    edges_fs: Mapping[str, np.ndarray]
+    got: dict = field(default_factory=dict)
+    mismatch: ScoreboardMismatch | None = None
+
+    def __post_init__(self) -> None:
+        for clock, sigs in self.expect.items():
+            n = len(self.edges_fs[clock])
+            self.got[clock] = {name: np.zeros(n, dtype=np.int64) for name in sigs}
+        self.taken = dict.fromkeys(self.expect, 0)
+
+    def check(self, clock: str, cycle: int, sample: Mapping[str, int]) -> None:
+        """Take the samples after ``clock``'s edge ``cycle``; raise at the first difference."""
+        got = self.got[clock]
+        for name, value in sample.items():
+            got[name][cycle] = value
+        self.taken[clock] = cycle + 1
+        for name, value in sample.items():
+            e = self.expect[clock][name]
+            want = int(e.values[cycle])
+            if value != want and (e.care is None or e.care[cycle]):
+                self.mismatch = ScoreboardMismatch(clock, cycle, int(self.edges_fs[clock][cycle]),
+                                                   name, value, want)
+                raise self.mismatch
+
+    def write_waves(self, folder: Path, *, rtl_vcd: str | None = None) -> dict[str, Path]:
+        """The model's outputs (``model.vcd``) and both side by side, as
+        sampled at each edge (``compare.vcd``, with ``compare.gtkw`` showing
+        ``model`` over ``rtl`` for every signal, the first difference marked)."""
+        from vcd import VCDWriter
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for name, scopes in (("model", ("model",)), ("compare", ("model", "rtl"))):
+            path = folder / f"{name}.vcd"
+            with open(path, "w") as f, VCDWriter(f, timescale="1 fs", date="today") as w:
+                events = []
+                for clock, sigs in self.expect.items():
+                    t = np.asarray(self.edges_fs[clock], dtype=np.int64)
+                    clk = w.register_var(clock, "edge", "event")
+                    events += [(int(x), clk, True) for x in t]
+                    for sig, e in sigs.items():
+                        for scope in scopes:
+                            var = w.register_var(f"{clock}.{scope}", sig, "integer", size=64)
+                            vals = (e.values if scope == "model"
+                                    else self.got[clock][sig][:self.taken[clock]])
+                            prev = None
+                            for k, v in enumerate(vals.tolist()):
+                                if v != prev:
+                                    events.append((int(t[k]), var, int(v)))
+                                    prev = v
+                events.sort(key=lambda ev: ev[0])
+                for when, var, v in events:
+                    w.change(var, when, v)
+            out[name] = path
+        gtkw = folder / "compare.gtkw"
+        lines = [f'[dumpfile] "{out["compare"].resolve()}"']
+        if self.mismatch is not None:
+            lines.append(f"[markertime] {self.mismatch.time_fs}")
+        for clock, sigs in self.expect.items():
+            for sig in sigs:
+                for scope in ("model", "rtl"):
+                    lines.append(f"{clock}.{scope}.{sig}")
+        if rtl_vcd is not None:
+            lines.insert(1, f"# the RTL's every signal: {rtl_vcd}")
+        gtkw.write_text("\n".join(lines) + "\n")
+        out["gtkw"] = gtkw
+        return out
+
+
+class EdgeClock:
+    """Drives ``clk`` with rising edges at ``edges_fs`` (falling edges halfway
+    between), the inputs of each cycle set at the falling edge before it.
+
+    Args:
+        clk: the DUT's clock signal.
+        edges_fs: int rising edges (fs, increasing, the first > 0).
+        drive: signal -> int array, the value for each edge.
+        sample: name -> signal, read after each edge (in the read-only phase).
+        name: the clock's name in reports.
+        scoreboard: checks each cycle's samples (``scoreboard.check``).
+    """
+
+    def __init__(self, clk, edges_fs, *, drive: Mapping | None = None,
+                 sample: Mapping | None = None, name: str = "clk",
+                 scoreboard: ModelScoreboard | None = None) -> None:
+        self.clk, self.name = clk, name
+        self.edges = np.asarray(edges_fs, dtype=np.int64).tolist()
+        self.drive = [(sig, np.asarray(v).astype(np.int64).tolist())
+                      for sig, v in (drive or {}).items()]
+        self.sample = dict(sample or {})
+        self.signed = {n: bool(getattr(s, "is_signed", False)) for n, s in self.sample.items()}
+        self.scoreboard = scoreboard
+
+    async def run(self) -> None:
+        """Drive every edge; raise the scoreboard's mismatch at the first one."""
+        from cocotb.triggers import ReadOnly, Timer
+
+        clk, edges, drive, sample = self.clk, self.edges, self.drive, self.sample
+        read = {n: s for n, s in sample.items()}
+        signed = self.signed
+        now = 0
+        clk.value = 0
+        for sig, vals in drive:
+            sig.value = vals[0]
+        for k, t in enumerate(edges):
+            await Timer(t - now, "fs")
+            clk.value = 1
+            await ReadOnly()
+            if read:
+                got = {}
+                for n, s in read.items():
+                    got[n] = _as_int(s.value, signed[n])
+                if self.scoreboard is not None:
+                    self.scoreboard.check(self.name, k, got)
+            nxt = edges[k + 1] if k + 1 < len(edges) else t + 2 * (t - (edges[k - 1] if k else 0))
+            fall = (t + nxt) // 2
+            await Timer(fall - t, "fs")
+            clk.value = 0
+            if k + 1 < len(edges):
+                for sig, vals in drive:
+                    sig.value = vals[k + 1]
+            now = fall
+
+
+def _as_int(v, signed: bool) -> int:
+    """A sampled value as an int (-1: not resolvable, an X or Z in it)."""
+    if not v.is_resolvable:
+        return -1
+    if signed:
+        return v.to_signed()
+    return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
+
+
+def elastic_buffer_expectations(run, *, wr_fs, rd_fs) -> dict:
+    """A :class:`ModelScoreboard`'s ``expect`` from a
+    :class:`~tidesim.rtl.ElasticBufferRun`: occupancy, count, underflow,
+    adj_busy and rd_data (while defined) per read edge; full and overflow per
+    write edge."""
+    del wr_fs, rd_fs
+    return {
+        "rd_clk": {"occupancy": Expect(run.occupancy), "count": Expect(run.count, signed=True),
+                   "underflow": Expect(run.underflow.astype(np.int64)),
+                   "adj_busy": Expect(run.adj_busy.astype(np.int64)),
+                   "rd_data": Expect(run.rd_data.astype(np.int64), care=run.rd_data_valid)},
+        "wr_clk": {"full": Expect(run.full.astype(np.int64)),
+                   "overflow": Expect(run.overflow.astype(np.int64))},
+    }
+
+
+async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
+                               model_run=None, report: str | os.PathLike | None = None,
+                               waves: str | os.PathLike | None = None) -> ModelScoreboard:
+    """Drive an elastic buffer with ``tidesim_elastic_buffer``'s ports and
+    check it against :class:`~tidesim.rtl.ElasticBufferModel` on every edge.
+
+    Args:
+        dut: the DUT (ports ``wr_clk wr_rst wr_en wr_data full overflow rd_clk
+            rd_rst rd_en rd_data occupancy count underflow adj_valid
+            adj_frames adj_busy``).
+        scenario: ``wr_fs``, ``rd_fs``, ``wr_rst``, ``wr_en``, ``wr_data``,
+            ``rd_rst``, ``rd_en``, ``adj_frames`` (one value per edge), and
+            ``addr``, ``sync`` (the model's parameters).
+        model_run: the model's outputs, if already computed.
+        report: where to write the JSON report (default: ``$TIDESIM_COCOTB_REPORT``).
+        waves: a folder for ``model.vcd``, ``compare.vcd`` and
+            ``compare.gtkw`` when they differ.
+
+    Raises:
+        ScoreboardMismatch: at the first differing edge.
+    """
+    from cocotb.triggers import gather
+
+    from ..rtl import ElasticBufferModel
+
+    sc = scenario
+    wr_fs, rd_fs = np.asarray(sc["wr_fs"]), np.asarray(sc["rd_fs"])
+    if model_run is None:
+        model_run = ElasticBufferModel(int(sc["addr"]), int(sc["sync"])).run(
+            wr_fs, rd_fs, wr_en=sc["wr_en"], wr_data=sc["wr_data"], rd_en=sc["rd_en"],
+            adj_frames=sc["adj_frames"], wr_rst=sc["wr_rst"], rd_rst=sc["rd_rst"])
+    expect = elastic_buffer_expectations(model_run, wr_fs=wr_fs, rd_fs=rd_fs)
+    sb = ModelScoreboard(expect, {"wr_clk": wr_fs, "rd_clk": rd_fs})
+    adj = np.asarray(sc["adj_frames"], dtype=np.int64)
+    wr = EdgeClock(dut.wr_clk, wr_fs, name="wr_clk", scoreboard=sb,
+                   drive={dut.wr_rst: sc["wr_rst"], dut.wr_en: sc["wr_en"],
+                          dut.wr_data: np.asarray(sc["wr_data"]).astype(np.int64)},
+                   sample={"full": dut.full, "overflow": dut.overflow})
+    rd = EdgeClock(dut.rd_clk, rd_fs, name="rd_clk", scoreboard=sb,
+                   drive={dut.rd_rst: sc["rd_rst"], dut.rd_en: sc["rd_en"],
+                          dut.adj_valid: adj != 0, dut.adj_frames: adj & 0xFFFF},
+                   sample={"occupancy": dut.occupancy, "count": dut.count,
+                           "underflow": dut.underflow, "adj_busy": dut.adj_busy,
+                           "rd_data": dut.rd_data})
+    rd.signed["count"] = True
+    try:
+        await gather(wr.run(), rd.run())
+    finally:
+        _report(sb, report, waves)
+    return sb
+
+
+def _report(sb: ModelScoreboard, report, waves) -> None:
+    report = report or os.environ.get(REPORT_ENV)
+    files = {}
+    if sb.mismatch is not None and waves is not None:
+        files = {k: str(v) for k, v in sb.write_waves(Path(waves)).items()}
+    if report:
+        m = sb.mismatch
+        Path(report).write_text(json.dumps({
+            "cycles": sb.taken,
+            "mismatch": None if m is None else {
+                "clock": m.clock, "cycle": m.cycle, "time_fs": m.time_fs, "signal": m.signal,
+                "rtl": m.got, "model": m.want, "message": str(m)},
+            "waves": files}))
+
+
+def _vcd_runner(runner):
+    """The Icarus runner, with vvp writing VCD (the runner asks for FST or nothing)."""
+
+    class IcarusVCD(type(runner)):
+        def _test_command(self):
+            return [["-vcd" if a == "-none" else a for a in cmd]
+                    for cmd in super()._test_command()]
+
+    return IcarusVCD()
+
+
+def simulate(*, sources: Sequence[os.PathLike | str], toplevel: str, test_module: str,
+             test_dir: os.PathLike | str, build_dir: os.PathLike | str,
+             parameters: Mapping[str, int] | None = None, env: Mapping[str, str] | None = None,
+             vcd: os.PathLike | str | None = None) -> dict:
+    """Build ``sources`` with Icarus Verilog and run cocotb ``test_module`` on ``toplevel``.
+
+    Args:
+        test_dir: the folder of ``test_module`` (it runs there).
+        vcd: where the RTL's every signal goes (a VCD), if given.
+
+    Returns:
+        The test's JSON report (:data:`REPORT_ENV`), with ``passed``: whether
+        cocotb's results say every test passed.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    srcs = [Path(s).resolve() for s in sources]
+    build_args: list[str] = []
+    if vcd is not None:
+        dump = build_dir / "tidesim_vcd_dump.v"
+        dump.write_text(
+            "module tidesim_vcd_dump;\n"
+            "  reg [8*1024-1:0] path;\n"
+            "  initial if ($value$plusargs(\"vcd=%s\", path)) begin\n"
+            "    $dumpfile(path);\n"
+            f"    $dumpvars(0, {toplevel});\n"
+            "  end\n"
+            "endmodule\n")
+        srcs.append(dump)
+        build_args += ["-s", "tidesim_vcd_dump"]
+    runner = get_runner("icarus")
+    if vcd is not None:
+        runner = _vcd_runner(runner)
+    runner.build(sources=srcs, hdl_toplevel=toplevel, parameters=dict(parameters or {}),
+                 build_dir=build_dir, build_args=build_args,
+                 timescale=("1ns", "1fs"), always=True)
+    report = build_dir / f"{test_module}.report.json"
+    report.unlink(missing_ok=True)
+    extra_env = {REPORT_ENV: str(report), **(env or {})}
+    # asserts are rewritten in the test module only (all of *.py costs 5x)
+    extra_env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", f"{test_module}.py")
+    results = build_dir / f"{test_module}.results.xml"
+    results.unlink(missing_ok=True)
+    # under pytest the runner exits on a failed test: the report says more
+    with contextlib.suppress(SystemExit):
+        runner.test(hdl_toplevel=toplevel, test_module=test_module,
+                    test_dir=Path(test_dir).resolve(), build_dir=build_dir,
+                    extra_env=extra_env, timescale=("1ns", "1fs"), results_xml=str(results),
+                    plusargs=[f"+vcd={Path(vcd).resolve()}"] if vcd is not None else [])
+    n_tests, n_failed = get_results(results) if results.exists() else (0, 0)
+    out = json.loads(report.read_text()) if report.exists() else {}
+    out["passed"] = n_failed == 0 and n_tests > 0
+    return out
