@@ -31,8 +31,9 @@ from .._checks import integer
 from ..errors import ConfigError
 from . import _kernels as K
 
-__all__ = ["ElasticBufferModel", "ElasticBufferRun", "elastic_buffer_scenario",
-           "link_edges_fs", "rtl_path", "rtl_sources"]
+__all__ = ["ElasticBufferModel", "ElasticBufferRun", "calendar_scenario",
+           "elastic_buffer_scenario", "link_edges_fs", "pack_ports", "random_calendar",
+           "rtl_path", "rtl_sources"]
 
 _HERE = Path(__file__).resolve().parent
 FS_PER_S = 10**15
@@ -228,6 +229,96 @@ def elastic_buffer_scenario(trace, *, src: int = 0, dst: int = 1, cycles: int = 
             "wr_data": np.arange(len(wr_fs), dtype=np.uint64) + np.uint64(max(k0, 0)),
             "rd_fs": rd_fs, "rd_rst": np.arange(R) < 2, "rd_en": rd_en, "adj_frames": adj,
             "addr": np.int64(addr), "sync": np.int64(sync)}
+
+
+def pack_ports(config, bits: int) -> np.ndarray:
+    """Configurations ``int [n, ports]`` packed as the RTL's buses (port 0 in
+    the low bits, each two's complement in ``bits`` bits): Python ints ``[n]``."""
+    config = np.asarray(config, dtype=np.int64)
+    mask = (1 << bits) - 1
+    out = np.zeros(len(config), dtype=object)
+    for p in range(config.shape[1]):
+        out += np.array([(int(v) & mask) << (p * bits) for v in config[:, p]], dtype=object)
+    return out
+
+
+def random_calendar(rng, kind: str, ports: int, *, inputs: int | None = None,
+                    max_depth: int = 16, max_repeat: int = 3, values: int = 8):
+    """A seeded random :class:`~tidesim.calendars.Calendar` (for stimulus)."""
+    from ..calendars import Calendar
+
+    depth = int(rng.integers(1, max_depth + 1))
+    if kind == "switch":
+        lo, hi = 0, (inputs or ports) + 1
+    else:
+        lo, hi = -1, values
+    entries = [(tuple(int(v) for v in rng.integers(lo, hi, ports)),
+                int(rng.integers(0, max_repeat + 1))) for _ in range(depth)]
+    return Calendar(kind, entries, ports=ports, inputs=inputs if kind == "switch" else None)
+
+
+def calendar_scenario(first, rewrites=(), *, cycles: int, cw: int = 8, aw: int = 4,
+                      mw: int = 16) -> dict:
+    """Stimulus for ``tidesim_calendar`` (or a unit built on it), and what
+    :class:`~tidesim.calendars.CalendarUnit` says it must do.
+
+    ``first`` is written during reset and swapped in at once; each
+    ``(cycle, calendar)`` of ``rewrites`` is written into the shadow bank one
+    entry a cycle just before ``cycle``, whose ``swap_req`` asks for the swap
+    (the model's ``write_shadow`` before that cycle). A rewrite may start
+    only once the previous swap was taken.
+
+    Returns:
+        Per edge (``[E]``): ``rst wr_en wr_addr wr_config wr_repeat swap_req
+        swap_depth``; ``reset_edges``; the model's ``entry metacycle
+        last_cycle config`` per cycle (``[cycles]``, config packed) and
+        ``config_ports`` (``[cycles, ports]``).
+    """
+    from ..calendars import CalendarUnit
+
+    cycles = integer("cycles", cycles, lo=1)
+    cals = [first] + [c for _, c in rewrites]
+    for k, cal in enumerate(cals):
+        if cal.depth > 1 << aw:
+            raise ConfigError(f"calendars[{k}].depth", cal.depth, f"must be <= 2**aw = {1 << aw}")
+    r = first.depth + 1
+    E = r + cycles
+    rst = np.arange(E) < r
+    wr_en = np.zeros(E, dtype=bool)
+    wr_addr = np.zeros(E, dtype=np.int64)
+    wr_config = np.zeros(E, dtype=object)
+    wr_repeat = np.zeros(E, dtype=np.int64)
+    swap_req = np.zeros(E, dtype=bool)
+    swap_depth = np.zeros(E, dtype=np.int64)
+
+    def write(at_edge: int, cal) -> None:
+        packed = pack_ports(cal.config, cw)
+        for e in range(cal.depth):
+            k = at_edge - cal.depth + e
+            wr_en[k], wr_addr[k], wr_config[k] = True, e, packed[e]
+            wr_repeat[k] = int(cal.repeat[e])
+        swap_req[at_edge], swap_depth[at_edge] = True, cal.depth
+
+    write(r - 1, first)
+    unit = CalendarUnit(first)
+    want = unit.run(cycles, writes=list(rewrites))
+    # each rewrite's writes must come after the previous swap was taken
+    boundaries = np.flatnonzero(want.last_cycle)
+    taken = -1
+    for k, (c, cal) in enumerate(rewrites):
+        c = integer(f"rewrites[{k}].cycle", c, lo=0, hi=cycles - 1)
+        if c - cal.depth <= taken:
+            raise ConfigError(f"rewrites[{k}].cycle", c,
+                              f"must leave {cal.depth} cycles to write after cycle {taken}, "
+                              "when the previous swap was taken")
+        write(r + c, cal)
+        later = boundaries[boundaries >= c]
+        taken = int(later[0]) if len(later) else cycles
+    return {"rst": rst, "wr_en": wr_en, "wr_addr": wr_addr, "wr_config": wr_config,
+            "wr_repeat": wr_repeat, "swap_req": swap_req, "swap_depth": swap_depth,
+            "reset_edges": r, "entry": want.entry, "metacycle": want.metacycle % (1 << mw),
+            "last_cycle": want.last_cycle, "config": pack_ports(want.config, cw),
+            "config_ports": want.config}
 
 
 def _edges(field: str, value) -> np.ndarray:

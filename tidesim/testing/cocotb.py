@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["EdgeClock", "Expect", "ModelScoreboard", "ScoreboardMismatch",
-           "check_elastic_buffer", "elastic_buffer_expectations", "simulate"]
+           "calendar_expectations", "check_calendar", "check_elastic_buffer",
+           "elastic_buffer_expectations", "simulate"]
 
 REPORT_ENV = "TIDESIM_COCOTB_REPORT"
 """Where :func:`simulate` asks the cocotb test to write its JSON report."""
@@ -80,7 +81,8 @@ class ModelScoreboard:
     def __post_init__(self) -> None:
         for clock, sigs in self.expect.items():
             n = len(self.edges_fs[clock])
-            self.got[clock] = {name: np.zeros(n, dtype=np.int64) for name in sigs}
+            # (object: buses wider than 64 bits)
+            self.got[clock] = {name: np.zeros(n, dtype=object) for name in sigs}
         self.taken = dict.fromkeys(self.expect, 0)
 
     def check(self, clock: str, cycle: int, sample: Mapping[str, int]) -> None:
@@ -115,14 +117,15 @@ class ModelScoreboard:
                     clk = w.register_var(clock, "edge", "event")
                     events += [(int(x), clk, True) for x in t]
                     for sig, e in sigs.items():
+                        got = self.got[clock][sig][:self.taken[clock]]
+                        bits = max([64] + [int(v).bit_length() for v in (*e.values, *got)])
                         for scope in scopes:
-                            var = w.register_var(f"{clock}.{scope}", sig, "integer", size=64)
-                            vals = (e.values if scope == "model"
-                                    else self.got[clock][sig][:self.taken[clock]])
+                            var = w.register_var(f"{clock}.{scope}", sig, "integer", size=bits)
+                            vals = e.values if scope == "model" else got
                             prev = None
                             for k, v in enumerate(vals.tolist()):
                                 if v != prev:
-                                    events.append((int(t[k]), var, int(v)))
+                                    events.append((int(t[k]), var, int(v) if v >= 0 else "x"))
                                     prev = v
                 events.sort(key=lambda ev: ev[0])
                 for when, var, v in events:
@@ -161,7 +164,7 @@ class EdgeClock:
                  scoreboard: ModelScoreboard | None = None) -> None:
         self.clk, self.name = clk, name
         self.edges = np.asarray(edges_fs, dtype=np.int64).tolist()
-        self.drive = [(sig, np.asarray(v).astype(np.int64).tolist())
+        self.drive = [(sig, [int(x) for x in np.asarray(v).tolist()])
                       for sig, v in (drive or {}).items()]
         self.sample = dict(sample or {})
         self.signed = {n: bool(getattr(s, "is_signed", False)) for n, s in self.sample.items()}
@@ -270,6 +273,77 @@ async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
     rd.signed["count"] = True
     try:
         await gather(wr.run(), rd.run())
+    finally:
+        _report(sb, report, waves)
+    return sb
+
+
+def calendar_expectations(scenario: Mapping, *, in_frames=None, width: int = 64,
+                          inputs: int | None = None) -> dict:
+    """A scoreboard's ``expect`` for ``tidesim_calendar`` (and, with
+    ``in_frames``, ``tidesim_switch``'s ``out_frames``) from a
+    :func:`~tidesim.rtl.calendar_scenario`: after edge ``k`` the unit shows
+    cycle ``k - reset_edges + 1``; the switch's output after edge ``k`` is
+    what it took in the cycle that edge ended."""
+    r = int(scenario["reset_edges"])
+    n = len(scenario["entry"])
+    E = len(scenario["rst"])
+    cyc = np.arange(E) - r + 1
+    care = (cyc >= 0) & (cyc < n)
+    at = np.clip(cyc, 0, n - 1)
+    expect = {name: Expect(np.asarray(scenario[name], dtype=object)[at], care=care)
+              for name in ("entry", "metacycle", "last_cycle")}
+    expect["cfg"] = Expect(np.asarray(scenario["config"], dtype=object)[at], care=care)
+    if in_frames is not None:
+        mask = (1 << width) - 1
+        ports = np.asarray(scenario["config_ports"])
+        ended = np.arange(E) - r  # the cycle edge k ended
+        outs = np.zeros((E, ports.shape[1]), dtype=object)
+        for k in np.flatnonzero((ended >= 0) & (ended < n)):
+            m = int(ended[k])
+            frames = int(in_frames[k])
+            for p, sel in enumerate(ports[m].tolist()):
+                if 0 < sel <= (inputs or ports.shape[1]):
+                    outs[k, p] = (frames >> ((sel - 1) * width)) & mask
+        expect["out_frames"] = Expect(pack_ports_wide(outs, width), care=ended >= 0)
+    return expect
+
+
+def pack_ports_wide(values, width: int) -> np.ndarray:
+    """Non-negative ints ``[n, ports]`` packed ``width`` bits a port (port 0 low)."""
+    out = np.zeros(len(values), dtype=object)
+    for p in range(values.shape[1]):
+        out += np.array([int(v) << (p * width) for v in values[:, p]], dtype=object)
+    return out
+
+
+async def check_calendar(dut, scenario: Mapping, *, period_fs: int = 8_000_000,
+                         in_frames=None, width: int = 64, inputs: int | None = None,
+                         report: str | os.PathLike | None = None,
+                         waves: str | os.PathLike | None = None) -> ModelScoreboard:
+    """Drive a calendar unit with ``tidesim_calendar``'s ports (and a
+    switch's ``in_frames`` per edge, if given) and check it against
+    :class:`~tidesim.calendars.CalendarUnit` on every cycle.
+
+    Raises:
+        ScoreboardMismatch: at the first differing cycle.
+    """
+    E = len(scenario["rst"])
+    edges = period_fs * np.arange(1, E + 1, dtype=np.int64)
+    expect = calendar_expectations(scenario, in_frames=in_frames, width=width, inputs=inputs)
+    sb = ModelScoreboard({"clk": expect}, {"clk": edges})
+    drive = {dut.rst: scenario["rst"], dut.wr_en: scenario["wr_en"],
+             dut.wr_addr: scenario["wr_addr"], dut.wr_config: scenario["wr_config"],
+             dut.wr_repeat: scenario["wr_repeat"], dut.swap_req: scenario["swap_req"],
+             dut.swap_depth: scenario["swap_depth"]}
+    sample = {"cfg": dut.cfg, "entry": dut.entry, "metacycle": dut.metacycle,
+              "last_cycle": dut.last_cycle}
+    if in_frames is not None:
+        drive[dut.in_frames] = in_frames
+        sample["out_frames"] = dut.out_frames
+    clock = EdgeClock(dut.clk, edges, name="clk", drive=drive, sample=sample, scoreboard=sb)
+    try:
+        await clock.run()
     finally:
         _report(sb, report, waves)
     return sb
