@@ -31,7 +31,7 @@ from .._checks import integer
 from ..errors import ConfigError
 from . import _kernels as K
 
-__all__ = ["ElasticBufferModel", "ElasticBufferRun", "calendar_scenario",
+__all__ = ["ElasticBufferModel", "ElasticBufferRun", "PumpModel", "calendar_scenario", "ddc_model",
            "elastic_buffer_scenario", "link_edges_fs", "pack_ports", "random_calendar",
            "rtl_path", "rtl_sources"]
 
@@ -229,6 +229,80 @@ def elastic_buffer_scenario(trace, *, src: int = 0, dst: int = 1, cycles: int = 
             "wr_data": np.arange(len(wr_fs), dtype=np.uint64) + np.uint64(max(k0, 0)),
             "rd_fs": rd_fs, "rd_rst": np.arange(R) < 2, "rd_en": rd_en, "adj_frames": adj,
             "addr": np.int64(addr), "sync": np.int64(sync)}
+
+
+def ddc_model(wr_fs, rd_fs, *, wr_en=None, rd_en=None, reset_edges: int = 2, sync: int = 2,
+              width: int = 32) -> np.ndarray:
+    """``tidesim_ddc``'s output after each read edge (int64 ``[R]``, signed).
+
+    In closed form: the write count as sampled ``sync - 1`` read edges
+    earlier (the writes strictly before that edge: a write at the same
+    instant is not yet seen), less the reads so far; both domains in reset
+    for their first ``reset_edges`` edges.
+    """
+    wr_t, rd_t = _edges("wr_fs", wr_fs), _edges("rd_fs", rd_fs)
+    sync = integer("sync", sync, lo=2, hi=8)
+    width = integer("width", width, lo=2, hi=63)
+    W, R = len(wr_t), len(rd_t)
+    live_w = _per_edge("wr_en", wr_en, W, True, np.bool_) & (np.arange(W) >= reset_edges)
+    live_r = _per_edge("rd_en", rd_en, R, True, np.bool_) & (np.arange(R) >= reset_edges)
+    wcount = np.concatenate([[0], np.cumsum(live_w)])  # after i write edges
+    k = np.arange(R)
+    at = k - sync + 1
+    seen = wcount[np.searchsorted(wr_t, rd_t[np.maximum(at, 0)], side="left")]
+    seen = np.where(at >= reset_edges, seen, 0)
+    diff = (seen - np.cumsum(live_r)) % (1 << width)
+    return np.where(diff >= 1 << (width - 1), diff - (1 << width), diff)
+
+
+class PumpModel:
+    """``tidesim_pump`` (the rig's FINC/FDEC controller), edge by edge.
+
+    Args:
+        period: clock cycles between updates.
+        gain_steps_per_frame, target_steps: the law ``kp / step`` and
+            ``target / step``, exact in ``frac`` fractional bits.
+        frac: fractional bits (1..24).
+    """
+
+    def __init__(self, *, period: int = 16, gain_steps_per_frame: float = 1.0,
+                 target_steps: float = 0.0, frac: int = 8) -> None:
+        self.period = integer("pump.period", period, lo=1)
+        self.frac = integer("pump.frac", frac, lo=1, hi=24)
+        scale = 1 << self.frac
+        self.gain = _fixed("pump.gain_steps_per_frame", gain_steps_per_frame, scale)
+        self.target = _fixed("pump.target_steps", target_steps, scale)
+
+    @property
+    def parameters(self) -> dict[str, int]:
+        """The RTL's parameters for this model."""
+        return {"PERIOD": self.period, "FRAC": self.frac, "GAIN": self.gain,
+                "TARGET": self.target}
+
+    def run(self, counts, *, reset_edges: int = 2) -> dict[str, np.ndarray]:
+        """``finc fdec update`` (bool) and ``position`` (int) after each edge.
+
+        Args:
+            counts: int ``[E, N]``, each link's count at each edge.
+        """
+        c = np.ascontiguousarray(counts, dtype=np.int64)
+        if c.ndim != 2:
+            raise ConfigError("counts", f"shape {c.shape}", "must be [edges, links]")
+        E = len(c)
+        out = {k: np.zeros(E, dtype=np.bool_) for k in ("finc", "fdec", "update")}
+        out["position"] = np.zeros(E, dtype=np.int64)
+        K.pump(self.period, self.gain, self.target, self.frac, np.arange(E) < reset_edges, c,
+               out["finc"], out["fdec"], out["update"], out["position"])
+        return out
+
+
+def _fixed(field: str, value, scale: int) -> int:
+    from .._checks import number
+
+    v = number(field, value) * scale
+    if v != round(v):
+        raise ConfigError(field, value, f"must be a multiple of 1/{scale} (exact in fixed point)")
+    return int(round(v))
 
 
 def pack_ports(config, bits: int) -> np.ndarray:

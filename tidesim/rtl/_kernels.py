@@ -135,3 +135,38 @@ def elastic_buffer(addr, sync, wr_t, wr_rst, wr_en, wr_data, rd_t, rd_rst, rd_en
             rd_out[j, RD_BUSY] = req != ack_sync[sync - 1]
             rd_data[j] = data
             j += 1
+
+
+@njit
+def pump(period, gain, target, frac, rst, counts, finc, fdec, update, position):
+    """The pump controller (``tidesim_pump.v``), edge by edge.
+
+    Args:
+        period: clock cycles per update; gain, target: fixed point with
+            ``frac`` fractional bits (steps per frame, steps).
+        rst: bool ``[E]``; counts: int64 ``[E, N]``, the counts at each edge.
+        finc, fdec, update: bool ``[E]`` out; position: int64 ``[E]`` out,
+            each after its edge.
+    """
+    tick = 0
+    pos = 0
+    half = 1 << (frac - 1)
+    for k in range(rst.shape[0]):
+        f = d = u = False
+        if rst[k]:
+            tick = 0
+            pos = 0
+        elif tick == period - 1:
+            tick = 0
+            u = True
+            desired = counts[k].sum() * gain + target
+            here = pos << frac
+            if desired > here + half:
+                f = True
+                pos += 1
+            elif desired < here - half:
+                d = True
+                pos -= 1
+        else:
+            tick += 1
+        finc[k], fdec[k], update[k], position[k] = f, d, u, pos

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["EdgeClock", "Expect", "ModelScoreboard", "ScoreboardMismatch",
-           "calendar_expectations", "check_calendar", "check_elastic_buffer",
+           "calendar_expectations", "check_calendar", "check_ddc", "check_elastic_buffer",
+           "check_pump",
            "elastic_buffer_expectations", "simulate"]
 
 REPORT_ENV = "TIDESIM_COCOTB_REPORT"
@@ -84,6 +86,7 @@ class ModelScoreboard:
             # (object: buses wider than 64 bits)
             self.got[clock] = {name: np.zeros(n, dtype=object) for name in sigs}
         self.taken = dict.fromkeys(self.expect, 0)
+        self.started = time.perf_counter()  # the report's wall_s counts from here
 
     def check(self, clock: str, cycle: int, sample: Mapping[str, int]) -> None:
         """Take the samples after ``clock``'s edge ``cycle``; raise at the first difference."""
@@ -349,6 +352,73 @@ async def check_calendar(dut, scenario: Mapping, *, period_fs: int = 8_000_000,
     return sb
 
 
+async def check_ddc(dut, scenario: Mapping, *, report=None, waves=None) -> ModelScoreboard:
+    """Drive ``tidesim_ddc`` (``wr_fs rd_fs wr_en rd_en``, reset on each
+    domain's first ``reset_edges`` edges) and check ``ddc`` after every read
+    edge against :func:`~tidesim.rtl.ddc_model`.
+
+    Raises:
+        ScoreboardMismatch: at the first differing edge.
+    """
+    from cocotb.triggers import gather
+
+    from ..rtl import ddc_model
+
+    wr_fs, rd_fs = np.asarray(scenario["wr_fs"]), np.asarray(scenario["rd_fs"])
+    r = int(scenario.get("reset_edges", 2))
+    want = ddc_model(wr_fs, rd_fs, wr_en=scenario["wr_en"], rd_en=scenario["rd_en"],
+                     reset_edges=r, sync=int(scenario.get("sync", 2)),
+                     width=int(scenario.get("width", 32)))
+    sb = ModelScoreboard({"rd_clk": {"ddc": Expect(want, signed=True)}},
+                         {"rd_clk": rd_fs})
+    wr = EdgeClock(dut.wr_clk, wr_fs, name="wr_clk",
+                   drive={dut.wr_rst: np.arange(len(wr_fs)) < r, dut.wr_en: scenario["wr_en"]})
+    rd = EdgeClock(dut.rd_clk, rd_fs, name="rd_clk", scoreboard=sb,
+                   drive={dut.rd_rst: np.arange(len(rd_fs)) < r, dut.rd_en: scenario["rd_en"]},
+                   sample={"ddc": dut.ddc})
+    rd.signed["ddc"] = True
+    try:
+        await gather(wr.run(), rd.run())
+    finally:
+        _report(sb, report, waves)
+    return sb
+
+
+async def check_pump(dut, scenario: Mapping, *, period_fs: int = 8_000_000, report=None,
+                     waves=None) -> ModelScoreboard:
+    """Drive ``tidesim_pump`` with ``counts`` (int ``[E, N]``, packed ``cw``
+    bits a link) after ``reset_edges`` reset edges, and check ``finc fdec
+    update position`` after every edge against :class:`~tidesim.rtl.PumpModel`
+    (``scenario["model"]``).
+
+    Raises:
+        ScoreboardMismatch: at the first differing edge.
+    """
+    from ..rtl import pack_ports
+
+    counts = np.asarray(scenario["counts"], dtype=np.int64)
+    r = int(scenario.get("reset_edges", 2))
+    want = scenario["model"].run(counts, reset_edges=r)
+    E = len(counts)
+    edges = period_fs * np.arange(1, E + 1, dtype=np.int64)
+    sb = ModelScoreboard({"clk": {
+        "finc": Expect(want["finc"].astype(np.int64)),
+        "fdec": Expect(want["fdec"].astype(np.int64)),
+        "update": Expect(want["update"].astype(np.int64)),
+        "position": Expect(want["position"], signed=True)}}, {"clk": edges})
+    clock = EdgeClock(dut.clk, edges, name="clk", scoreboard=sb,
+                      drive={dut.rst: np.arange(E) < r,
+                             dut.counts: pack_ports(counts, int(scenario.get("cw", 16)))},
+                      sample={"finc": dut.finc, "fdec": dut.fdec, "update": dut.update,
+                              "position": dut.position})
+    clock.signed["position"] = True
+    try:
+        await clock.run()
+    finally:
+        _report(sb, report, waves)
+    return sb
+
+
 def _report(sb: ModelScoreboard, report, waves) -> None:
     report = report or os.environ.get(REPORT_ENV)
     files = {}
@@ -357,7 +427,7 @@ def _report(sb: ModelScoreboard, report, waves) -> None:
     if report:
         m = sb.mismatch
         Path(report).write_text(json.dumps({
-            "cycles": sb.taken,
+            "cycles": sb.taken, "wall_s": time.perf_counter() - sb.started,
             "mismatch": None if m is None else {
                 "clock": m.clock, "cycle": m.cycle, "time_fs": m.time_fs, "signal": m.signal,
                 "rtl": m.got, "model": m.want, "message": str(m)},
