@@ -12,5 +12,4 @@ from tidesim.testing.cocotb import check_calendar
 async def calendar_matches_the_model(dut):
     with open(os.environ["TIDESIM_SCENARIO"], "rb") as f:
         scenario = pickle.load(f)
-    await check_calendar(dut, scenario, in_frames=scenario.get("in_frames"),
-                         inputs=scenario.get("inputs"), waves=os.environ.get("TIDESIM_WAVES"))
+    await check_calendar(dut, scenario, waves=os.environ.get("TIDESIM_WAVES"))

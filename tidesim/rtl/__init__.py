@@ -305,14 +305,15 @@ def _fixed(field: str, value, scale: int) -> int:
     return int(round(v))
 
 
-def pack_ports(config, bits: int) -> np.ndarray:
-    """Configurations ``int [n, ports]`` packed as the RTL's buses (port 0 in
-    the low bits, each two's complement in ``bits`` bits): Python ints ``[n]``."""
-    config = np.asarray(config, dtype=np.int64)
+def pack_ports(values, bits: int, *, signed: bool = True) -> np.ndarray:
+    """Per-port values ``[n, ports]`` packed as the RTL's buses (port 0 in the
+    low bits, ``bits`` bits each, two's complement where ``signed``): Python
+    ints ``[n]`` (a bus may be wider than 64 bits)."""
+    values = np.asarray(values, dtype=np.int64 if signed else np.uint64)
     mask = (1 << bits) - 1
-    out = np.zeros(len(config), dtype=object)
-    for p in range(config.shape[1]):
-        out += np.array([(int(v) & mask) << (p * bits) for v in config[:, p]], dtype=object)
+    out = np.zeros(len(values), dtype=object)
+    for p in range(values.shape[1]):
+        out += np.array([(v & mask) << (p * bits) for v in values[:, p].tolist()], dtype=object)
     return out
 
 

@@ -170,3 +170,68 @@ def pump(period, gain, target, frac, rst, counts, finc, fdec, update, position):
         else:
             tick += 1
         finc[k], fdec[k], update[k], position[k] = f, d, u, pos
+
+
+@njit
+def gather_unit(r, ma, cfg, mem_wr_en, mem_wr_addr, mem_wr_data, out, valid, defined):
+    """The gather unit's datapath (``tidesim_gather.v``), edge by edge.
+
+    Args:
+        r: reset edges; ma: ``2**ma`` words of memory.
+        cfg: int64 ``[n, P]``, each cycle's configuration (cycle ``m`` ends at
+            edge ``r + m``).
+        mem_wr_en: bool ``[E]``; mem_wr_addr: int64 ``[E]``; mem_wr_data:
+            uint64 ``[E]``: the node's writes at each edge.
+        out: uint64 ``[E, P]`` out; valid: bool ``[E, P]`` out: each link's
+            frame after each edge; defined: bool ``[E]`` out: no link read a
+            word never written.
+    """
+    words = 1 << ma
+    mem = np.zeros(words, dtype=np.uint64)
+    written = np.zeros(words, dtype=np.bool_)
+    E, P = out.shape
+    n = cfg.shape[0]
+    for k in range(E):
+        m = k - r
+        defined[k] = True
+        if 0 <= m < n:
+            for p in range(P):
+                a = cfg[m, p]
+                if a >= 0:
+                    a &= words - 1
+                    out[k, p] = mem[a]
+                    valid[k, p] = True
+                    if not written[a]:
+                        defined[k] = False
+        if mem_wr_en[k]:
+            mem[mem_wr_addr[k] & (words - 1)] = mem_wr_data[k]
+            written[mem_wr_addr[k] & (words - 1)] = True
+
+
+@njit
+def scatter_unit(r, ma, cfg, in_words, rd_addr, rd_data, defined):
+    """The scatter unit's datapath (``tidesim_scatter.v``), edge by edge.
+
+    Args:
+        r, ma, cfg: as :func:`gather_unit`.
+        in_words: uint64 ``[E, P]``: each in-link's frame at each edge.
+        rd_addr: int64 ``[E]``: the node's read address at each edge.
+        rd_data: uint64 ``[E]`` out; defined: bool ``[E]`` out: the word read
+            after each edge, and whether it was ever written.
+    """
+    words = 1 << ma
+    mem = np.zeros(words, dtype=np.uint64)
+    written = np.zeros(words, dtype=np.bool_)
+    E, P = in_words.shape
+    n = cfg.shape[0]
+    for k in range(E):
+        a = rd_addr[k] & (words - 1)
+        rd_data[k] = mem[a]
+        defined[k] = written[a]
+        m = k - r
+        if 0 <= m < n:
+            for p in range(P):
+                c = cfg[m, p]
+                if c >= 0:
+                    mem[c & (words - 1)] = in_words[k, p]
+                    written[c & (words - 1)] = True

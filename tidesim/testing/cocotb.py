@@ -134,19 +134,39 @@ class ModelScoreboard:
                 for when, var, v in events:
                     w.change(var, when, v)
             out[name] = path
-        gtkw = folder / "compare.gtkw"
-        lines = [f'[dumpfile] "{out["compare"].resolve()}"']
-        if self.mismatch is not None:
-            lines.append(f"[markertime] {self.mismatch.time_fs}")
-        for clock, sigs in self.expect.items():
-            for sig in sigs:
-                for scope in ("model", "rtl"):
-                    lines.append(f"{clock}.{scope}.{sig}")
-        if rtl_vcd is not None:
-            lines.insert(1, f"# the RTL's every signal: {rtl_vcd}")
-        gtkw.write_text("\n".join(lines) + "\n")
-        out["gtkw"] = gtkw
+        out["gtkw"] = self._write_gtkw(folder / "compare.gtkw", out["compare"], rtl_vcd)
         return out
+
+    def _write_gtkw(self, gtkw: Path, vcd: Path, rtl_vcd: str | None) -> Path:
+        """Every signal's model trace over its RTL trace; the view and the
+        marker on the first difference (else the start)."""
+        import math
+
+        from vcd.gtkw import GTKWColor, GTKWSave
+
+        ends = [int(np.asarray(t)[-1]) for t in self.edges_fs.values()]
+        periods = [int(np.diff(np.asarray(t)[:2])[0]) if len(t) > 1 else 1
+                   for t in self.edges_fs.values()]
+        at = self.mismatch.time_fs if self.mismatch is not None else 0
+        span = min(max(ends), 80 * max(periods))
+        with open(gtkw, "w", encoding="ascii") as fh:
+            g = GTKWSave(fh)
+            g.comment("tidesim.testing.cocotb: the model over the RTL, signal by signal")
+            if rtl_vcd is not None:
+                g.comment(f"every signal of the RTL: {rtl_vcd}")
+            g.dumpfile(str(vcd), abspath=True)
+            g.savefile(str(gtkw), abspath=True)
+            g.timestart(max(0, at - span // 2))
+            g.size(1400, 900)
+            g.zoom_markers(-math.log2(max(span, 1) / 1000.0), marker=at)
+            g.signals_width(260)
+            for clock, sigs in self.expect.items():
+                for sig in sigs:
+                    g.trace(f"{clock}.model.{sig}", alias=f"{clock} {sig} (model)",
+                            color=GTKWColor.green, datafmt="dec")
+                    g.trace(f"{clock}.rtl.{sig}", alias=f"{clock} {sig} (RTL)",
+                            color=GTKWColor.yellow, datafmt="dec")
+        return gtkw
 
 
 class EdgeClock:
@@ -281,13 +301,22 @@ async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
     return sb
 
 
-def calendar_expectations(scenario: Mapping, *, in_frames=None, width: int = 64,
-                          inputs: int | None = None) -> dict:
-    """A scoreboard's ``expect`` for ``tidesim_calendar`` (and, with
-    ``in_frames``, ``tidesim_switch``'s ``out_frames``) from a
-    :func:`~tidesim.rtl.calendar_scenario`: after edge ``k`` the unit shows
-    cycle ``k - reset_edges + 1``; the switch's output after edge ``k`` is
-    what it took in the cycle that edge ended."""
+def calendar_expectations(scenario: Mapping, *, width: int = 64) -> dict:
+    """A scoreboard's ``expect`` for a unit on ``tidesim_calendar``, from a
+    :func:`~tidesim.rtl.calendar_scenario` (after edge ``k`` the unit shows
+    cycle ``k - reset_edges + 1``), and for its datapath where
+    ``scenario["unit"]`` names one:
+
+    * ``"switch"``: ``out_frames`` from ``in_words`` (uint64 ``[E, inputs]``);
+    * ``"gather"``: ``out_frames`` and ``out_valid`` from the memory writes
+      ``mem_wr_en mem_wr_addr mem_wr_data`` (``[E]``), ``ma`` address bits;
+    * ``"scatter"``: ``mem_rd_data`` at ``mem_rd_addr`` (``[E]``) from ``in_words``.
+
+    A word never written is not compared.
+    """
+    from ..rtl import _kernels as RK
+    from ..rtl import pack_ports
+
     r = int(scenario["reset_edges"])
     n = len(scenario["entry"])
     E = len(scenario["rst"])
@@ -297,53 +326,71 @@ def calendar_expectations(scenario: Mapping, *, in_frames=None, width: int = 64,
     expect = {name: Expect(np.asarray(scenario[name], dtype=object)[at], care=care)
               for name in ("entry", "metacycle", "last_cycle")}
     expect["cfg"] = Expect(np.asarray(scenario["config"], dtype=object)[at], care=care)
-    if in_frames is not None:
-        mask = (1 << width) - 1
-        ports = np.asarray(scenario["config_ports"])
-        ended = np.arange(E) - r  # the cycle edge k ended
-        outs = np.zeros((E, ports.shape[1]), dtype=object)
-        for k in np.flatnonzero((ended >= 0) & (ended < n)):
-            m = int(ended[k])
-            frames = int(in_frames[k])
-            for p, sel in enumerate(ports[m].tolist()):
-                if 0 < sel <= (inputs or ports.shape[1]):
-                    outs[k, p] = (frames >> ((sel - 1) * width)) & mask
-        expect["out_frames"] = Expect(pack_ports_wide(outs, width), care=ended >= 0)
+    unit = scenario.get("unit", "calendar")
+    ports = np.ascontiguousarray(scenario["config_ports"], dtype=np.int64)
+    P = ports.shape[1]
+    ended = np.arange(E) - r  # the cycle that edge k ended
+    live = (ended >= 0) & (ended < n)
+    if unit == "switch":
+        words = np.asarray(scenario["in_words"], dtype=np.uint64)
+        sel = np.zeros((E, P), dtype=np.int64)
+        sel[live] = ports[ended[live]]
+        sel = np.where(sel <= words.shape[1], sel, 0)
+        out = np.where(sel > 0, np.take_along_axis(words, np.maximum(sel - 1, 0), axis=1),
+                       np.uint64(0))
+        expect["out_frames"] = Expect(pack_ports(out, width, signed=False), care=ended >= -1)
+    elif unit == "gather":
+        out = np.zeros((E, P), dtype=np.uint64)
+        valid = np.zeros((E, P), dtype=np.bool_)
+        defined = np.zeros(E, dtype=np.bool_)
+        RK.gather_unit(r, int(scenario["ma"]), ports,
+                       np.asarray(scenario["mem_wr_en"], dtype=np.bool_),
+                       np.asarray(scenario["mem_wr_addr"], dtype=np.int64),
+                       np.asarray(scenario["mem_wr_data"], dtype=np.uint64), out, valid, defined)
+        expect["out_frames"] = Expect(pack_ports(out, width, signed=False), care=defined)
+        expect["out_valid"] = Expect(pack_ports(valid, 1, signed=False))
+    elif unit == "scatter":
+        data = np.zeros(E, dtype=np.uint64)
+        defined = np.zeros(E, dtype=np.bool_)
+        RK.scatter_unit(r, int(scenario["ma"]), ports,
+                        np.ascontiguousarray(scenario["in_words"], dtype=np.uint64),
+                        np.asarray(scenario["mem_rd_addr"], dtype=np.int64), data, defined)
+        expect["mem_rd_data"] = Expect(data.astype(object), care=defined)
     return expect
 
 
-def pack_ports_wide(values, width: int) -> np.ndarray:
-    """Non-negative ints ``[n, ports]`` packed ``width`` bits a port (port 0 low)."""
-    out = np.zeros(len(values), dtype=object)
-    for p in range(values.shape[1]):
-        out += np.array([int(v) << (p * width) for v in values[:, p]], dtype=object)
-    return out
-
-
 async def check_calendar(dut, scenario: Mapping, *, period_fs: int = 8_000_000,
-                         in_frames=None, width: int = 64, inputs: int | None = None,
-                         report: str | os.PathLike | None = None,
+                         width: int = 64, report: str | os.PathLike | None = None,
                          waves: str | os.PathLike | None = None) -> ModelScoreboard:
-    """Drive a calendar unit with ``tidesim_calendar``'s ports (and a
-    switch's ``in_frames`` per edge, if given) and check it against
-    :class:`~tidesim.calendars.CalendarUnit` on every cycle.
+    """Drive a unit on ``tidesim_calendar`` (the calendar alone, or
+    ``scenario["unit"]``: a switch, a gather or a scatter unit with its
+    datapath inputs, see :func:`calendar_expectations`) and check it against
+    :class:`~tidesim.calendars.CalendarUnit` and its datapath's model on
+    every cycle.
 
     Raises:
         ScoreboardMismatch: at the first differing cycle.
     """
+    from ..rtl import pack_ports
+
     E = len(scenario["rst"])
     edges = period_fs * np.arange(1, E + 1, dtype=np.int64)
-    expect = calendar_expectations(scenario, in_frames=in_frames, width=width, inputs=inputs)
+    expect = calendar_expectations(scenario, width=width)
     sb = ModelScoreboard({"clk": expect}, {"clk": edges})
     drive = {dut.rst: scenario["rst"], dut.wr_en: scenario["wr_en"],
              dut.wr_addr: scenario["wr_addr"], dut.wr_config: scenario["wr_config"],
              dut.wr_repeat: scenario["wr_repeat"], dut.swap_req: scenario["swap_req"],
              dut.swap_depth: scenario["swap_depth"]}
-    sample = {"cfg": dut.cfg, "entry": dut.entry, "metacycle": dut.metacycle,
-              "last_cycle": dut.last_cycle}
-    if in_frames is not None:
-        drive[dut.in_frames] = in_frames
-        sample["out_frames"] = dut.out_frames
+    unit = scenario.get("unit", "calendar")
+    if unit in ("switch", "scatter"):
+        drive[dut.in_frames] = pack_ports(np.asarray(scenario["in_words"], dtype=np.uint64),
+                                          width, signed=False)
+    if unit == "gather":
+        for name in ("mem_wr_en", "mem_wr_addr", "mem_wr_data"):
+            drive[getattr(dut, name)] = scenario[name]
+    if unit == "scatter":
+        drive[dut.mem_rd_addr] = scenario["mem_rd_addr"]
+    sample = {name: getattr(dut, name) for name in expect}
     clock = EdgeClock(dut.clk, edges, name="clk", drive=drive, sample=sample, scoreboard=sb)
     try:
         await clock.run()
@@ -481,7 +528,9 @@ def simulate(*, sources: Sequence[os.PathLike | str], toplevel: str, test_module
     runner = get_runner("icarus")
     if vcd is not None:
         runner = _vcd_runner(runner)
+    # `include files are looked for beside the sources
     runner.build(sources=srcs, hdl_toplevel=toplevel, parameters=dict(parameters or {}),
+                 includes=sorted({str(s.parent) for s in srcs}),
                  build_dir=build_dir, build_args=build_args,
                  timescale=("1ns", "1fs"), always=True)
     report = build_dir / f"{test_module}.report.json"
