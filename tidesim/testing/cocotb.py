@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EdgeClock", "Expect", "ModelScoreboard", "ScoreboardMismatch",
+__all__ = ["CalendarMonitor", "EdgeClock", "ElasticBufferMonitor", "Expect", "Monitor",
+           "ModelScoreboard", "ScoreboardMismatch",
            "calendar_expectations", "check_calendar", "check_ddc", "check_elastic_buffer",
            "check_pump",
            "elastic_buffer_expectations", "simulate"]
@@ -222,6 +223,85 @@ class EdgeClock:
                 for sig, vals in drive:
                     sig.value = vals[k + 1]
             now = fall
+
+
+class Monitor:
+    """Watches some of a DUT's outputs: one transaction (a dict of ints) per
+    rising edge of ``clock``, sampled in the read-only phase, in cocotbext's
+    style.
+
+    Args:
+        clock: the clock signal.
+        signals: name -> signal to sample.
+        signed: the names read as two's complement.
+
+    ``start()`` begins watching (from the next edge), ``await recv()`` takes
+    the oldest transaction, ``recv_nowait()`` too or raises
+    ``cocotb.queue.QueueEmpty``; ``count()``, ``empty()``, and ``stop()``.
+    """
+
+    def __init__(self, clock, signals: Mapping, *, signed: Sequence[str] = ()) -> None:
+        from cocotb.queue import Queue
+
+        self.clock, self.signals = clock, dict(signals)
+        self.signed = {n: n in signed for n in self.signals}
+        self.queue: Queue = Queue()
+        self._task = None
+
+    def start(self) -> Monitor:
+        import cocotb
+
+        if self._task is None:
+            self._task = cocotb.start_soon(self._run())
+        return self
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        from cocotb.triggers import ReadOnly, RisingEdge
+
+        edge = RisingEdge(self.clock)
+        while True:
+            await edge
+            await ReadOnly()
+            self.queue.put_nowait({n: _as_int(s.value, self.signed[n])
+                                   for n, s in self.signals.items()})
+
+    async def recv(self) -> dict:
+        return await self.queue.get()
+
+    def recv_nowait(self) -> dict:
+        return self.queue.get_nowait()
+
+    def count(self) -> int:
+        return self.queue.qsize()
+
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+
+class ElasticBufferMonitor(Monitor):
+    """The read side of an elastic buffer with ``tidesim_elastic_buffer``'s
+    ports: ``occupancy``, ``count``, ``underflow``, ``adj_busy``, ``rd_data``
+    after every ``rd_clk`` edge (``prefix`` for ports named ``PREFIX_occupancy``...)."""
+
+    def __init__(self, dut, prefix: str = "") -> None:
+        names = ("occupancy", "count", "underflow", "adj_busy", "rd_data")
+        super().__init__(getattr(dut, f"{prefix}rd_clk"),
+                         {n: getattr(dut, f"{prefix}{n}") for n in names}, signed=("count",))
+
+
+class CalendarMonitor(Monitor):
+    """A calendar unit with ``tidesim_calendar``'s ports: ``cfg``, ``entry``,
+    ``metacycle``, ``last_cycle`` after every ``clk`` edge."""
+
+    def __init__(self, dut, prefix: str = "") -> None:
+        names = ("cfg", "entry", "metacycle", "last_cycle")
+        super().__init__(getattr(dut, f"{prefix}clk"),
+                         {n: getattr(dut, f"{prefix}{n}") for n in names})
 
 
 def _as_int(v, signed: bool) -> int:
