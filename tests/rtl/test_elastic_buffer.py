@@ -28,7 +28,9 @@ def trace_of(seed: int, spread_ppm: float = 300.0, until_s: float = 2e-4):
     rng = np.random.default_rng(seed)
     offsets = rng.uniform(-spread_ppm, spread_ppm, 2)
     latency_s = float(rng.uniform(5e-9, 2e-7))
-    system = System(Topology.complete(2, latency_s=latency_s), offsets_ppm=offsets.tolist())
+    # drift and seeded wander too: the edges carry every change of frequency
+    system = System(Topology.complete(2, latency_s=latency_s), offsets_ppm=offsets.tolist(),
+                    drift_ppb_per_s=[2e5, -3e5], wander_ppb_per_sqrt_s=2e3, seed=seed)
     return system.run(until_s=until_s, record="full")
 
 
@@ -52,7 +54,9 @@ def model_of(scenario: dict):
 
 @pytest.mark.parametrize(("seed", "addr", "sync"), [(0, 5, 2), (1, 4, 3), (2, 6, 2)])
 def test_rtl_follows_the_model_with_seeded_adjustments(tmp_path, seed, addr, sync):
-    sc = elastic_buffer_scenario(trace_of(seed), cycles=4000, addr=addr, sync=sync,
+    trace = trace_of(seed)
+    assert len(set(trace.segments(1)[1].tolist())) >= 2  # the receiver's frequency moved
+    sc = elastic_buffer_scenario(trace, cycles=4000, addr=addr, sync=sync,
                                  adjustments=8, seed=seed, max_frames=(1 << addr) // 4)
     assert (sc["adj_frames"] > 0).any() and (sc["adj_frames"] < 0).any()
     report = run_rtl(tmp_path, sc)
