@@ -33,6 +33,9 @@ MODULES = [
     "tidesim.waves._functional",
     "tidesim.waves._graph",
     "tidesim.waves._ports",
+    "tidesim.rtl",
+    "tidesim.packetnet._loop",
+    "tidesim.packetnet._network",
 ]
 
 

@@ -1,0 +1,231 @@
+"""The packet network's event loop and switch model against closed forms and
+the published numbers of the reference's table (the naive allreduce rows,
+whose completion time is L + 8n(N-1)/R + 1e-9·N·n)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidesim.errors import ConfigError
+from tidesim.packetnet import EventLoop, GreedyDropSwitcher, Message, Node, SwitcherNetwork
+
+
+def network_of(n: int, rate: float, latency: float, tie_seed=None):
+    loop = EventLoop(tie_seed=tie_seed)
+    nodes = [Node(loop.stream()) for _ in range(n)]
+    return loop, nodes, SwitcherNetwork(GreedyDropSwitcher(n, rate), nodes, latency)
+
+
+@pytest.mark.parametrize(("lat", "size", "rate"),
+                         [(0.25, 26, 2.0), (1e-3, 8e4, 1e6), (0.0, 5, 1e9)])
+def test_a_lone_message_takes_latency_then_bytes(lat, size, rate):
+    loop, (a, b), net = network_of(2, rate, lat)
+    got = []
+
+    async def send(h):
+        net.send(h, Message(a, b, "x", size))
+
+    async def recv(h):
+        await b.recv(h)
+        got.append(h.time)
+
+    loop.go(send)
+    loop.go(recv)
+    loop.run()
+    assert got == [pytest.approx(lat + size / rate, rel=1e-15)]
+
+
+def test_a_message_in_its_latency_still_shares_the_sender():
+    """A 1-byte message beside a big one halves the big one's rate until it
+    is delivered: the big one ends at L + (S + 1)/R."""
+    L, S, R = 0.5, 100.0, 4.0
+    loop, (a, b, c), net = network_of(3, R, L)
+    done = {}
+
+    async def send(h):
+        net.send(h, Message(a, b, "big", S), Message(a, c, "ack", 1.0))
+
+    def receiver(node, name):
+        async def run(h):
+            await node.recv(h)
+            done[name] = h.time
+        return run
+
+    loop.go(send)
+    loop.go(receiver(b, "big"))
+    loop.go(receiver(c, "ack"))
+    loop.run()
+    assert done["ack"] == pytest.approx(L + 1 / (R / 2))
+    assert done["big"] == pytest.approx(L + (S + 1) / R)
+
+
+def naive_allreduce(n_nodes: int, latency: float, rate: float, size: int, tie_seed=None):
+    loop, nodes, net = network_of(n_nodes, rate, latency, tie_seed)
+
+    def program(i):
+        async def run(h):
+            net.send(h, *[Message(nodes[i], nodes[j], i, 8 * size)
+                          for j in range(n_nodes) if j != i])
+            for _ in range(n_nodes - 1):
+                await nodes[i].recv(h)
+            await h.sleep(1e-9 * n_nodes * size)  # the reduce over N vectors
+        return run
+
+    for i in range(n_nodes):
+        loop.go(program(i))
+    loop.run()
+    return loop.time
+
+
+@pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
+    (2, 0.1, 1e6, 10, "0.100080"), (2, 0.1, 1e6, 10000, "0.180020"),
+    (16, 0.001, 1e6, 10, "0.002200"), (16, 0.001, 1e6, 10000, "1.201160"),
+    (32, 0.0001, 1e9, 10000, "0.002900")])
+def test_naive_allreduce_reproduces_the_published_cells(n, lat, rate, size, printed):
+    assert f"{naive_allreduce(n, lat, rate, size):f}" == printed
+
+
+def test_ties_do_not_change_the_result():
+    want = naive_allreduce(16, 0.001, 1e6, 10)
+    for seed in (1, 2, 3):
+        assert naive_allreduce(16, 0.001, 1e6, 10, tie_seed=seed) == want
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(ConfigError, match=r"^switcher.rate_bytes_per_s: must be > 0, got 0$"):
+        GreedyDropSwitcher(2, 0)
+    loop = EventLoop()
+    with pytest.raises(ConfigError, match=r"^network.nodes: must be the switcher's 3, got 2$"):
+        SwitcherNetwork(GreedyDropSwitcher(3, 1.0), [Node(loop.stream()), Node(loop.stream())],
+                        0.1)
+
+
+def tree_allreduce(n_nodes: int, latency: float, rate: float, size: int, tie_seed=None):
+    """Reduce up a heap-ordered binary tree, broadcast down (each child its own send)."""
+    loop, nodes, net = network_of(n_nodes, rate, latency, tie_seed)
+
+    def program(i):
+        kids = [k for k in (2 * i + 1, 2 * i + 2) if k < n_nodes]
+
+        async def run(h):
+            for _ in kids:
+                await nodes[i].recv(h)
+            await h.sleep(1e-9 * (1 + len(kids)) * size)
+            if i:
+                net.send(h, Message(nodes[i], nodes[(i - 1) // 2], "up", 8 * size))
+                await nodes[i].recv(h)
+            for k in kids:
+                net.send(h, Message(nodes[i], nodes[k], "down", 8 * size))
+        return run
+
+    for i in range(n_nodes):
+        loop.go(program(i))
+    loop.run()
+    return loop.time
+
+
+@pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
+    (2, 0.1, 1e6, 10, "0.200160"), (2, 0.1, 1e6, 10000, "0.360030"),
+    (16, 0.001, 1e6, 10, "0.008880"), (16, 0.001, 1e6, 10000, "1.047350"),
+    (16, 0.001, 1e6, 10000000, "1040.107250"), (32, 0.1, 1e6, 10000, "2.272630"),
+    (32, 0.1, 1e6, 10000000, "1361.042500"), (32, 0.1, 1e9, 10, "1.000001"),
+    (32, 0.0001, 1e9, 10000000, "1.490913")])
+def test_tree_allreduce_reproduces_the_published_cells(n, lat, rate, size, printed):
+    """Siblings arriving together share their parent's receive rate; a
+    parent's two sends share its send rate: the cells need both."""
+    assert f"{tree_allreduce(n, lat, rate, size):f}" == printed
+    assert f"{tree_allreduce(n, lat, rate, size, tie_seed=5):f}" == printed
+
+
+def stream_allreduce(N, latency, rate, n, tie_seed=None):  # noqa: N803 (the reference's names)
+    """Reduce around a ring, then broadcast, a chunk at a time, each hop
+    stop-and-wait (data 8·len + 1 bytes, ACKs 1 byte)."""
+    loop, nodes, net = network_of(N, rate, latency, tie_seed)
+    chunk = max(1, n // N)
+    lens = [min(chunk, n - s) for s in range(0, n, chunk)]
+    C = len(lens)
+
+    def send(h, i, j, kind, c, size):
+        net.send(h, Message(nodes[i], nodes[j], (kind, c), size))
+
+    def root():
+        async def run(h):
+            send(h, 0, 1, "reduce", 0, 8 * lens[0] + 1)
+            nxt, have = 1, 0
+            while have < C:
+                kind, c = (await nodes[0].recv(h)).message.message
+                if kind == "reduce_ack":
+                    if nxt < C:
+                        send(h, 0, 1, "reduce", nxt, 8 * lens[nxt] + 1)
+                        nxt += 1
+                elif kind == "reduce":
+                    have += 1
+                    send(h, 0, N - 1, "reduce_ack", c, 1)
+            for c in range(C):
+                send(h, 0, 1, "bcast", c, 8 * lens[c] + 1)
+                while True:
+                    kind, _ = (await nodes[0].recv(h)).message.message
+                    if kind == "bcast_ack":
+                        break
+        return run
+
+    def node(i):
+        nxt_node, prev = (i + 1) % N, i - 1
+        last = i == N - 1
+        async def run(h):
+            queue, outstanding = [], False
+            first = None
+            while first is None:
+                kind, c = (await nodes[i].recv(h)).message.message
+                if kind == "reduce":
+                    send(h, i, prev, "reduce_ack", c, 1)
+                    await h.sleep(2e-9 * lens[c])
+                    queue.append(c)
+                elif kind == "reduce_ack":
+                    outstanding = False
+                elif kind == "bcast":
+                    first = c
+                    break
+                if queue and not outstanding:
+                    c2 = queue.pop(0)
+                    send(h, i, nxt_node, "reduce", c2, 8 * lens[c2] + 1)
+                    outstanding = True
+            # broadcast
+            got, buf, outstanding = 0, [], False
+            c = first
+            while True:
+                if c is not None:
+                    send(h, i, prev, "bcast_ack", c, 1)
+                    got += 1
+                    if not last:
+                        buf.append(c)
+                if buf and not outstanding:
+                    c2 = buf.pop(0)
+                    send(h, i, nxt_node, "bcast", c2, 8 * lens[c2] + 1)
+                    outstanding = True
+                if got == C and not buf:
+                    return
+                kind, cc = (await nodes[i].recv(h)).message.message
+                c = None
+                if kind == "bcast":
+                    c = cc
+                elif kind == "bcast_ack":
+                    outstanding = False
+        return run
+
+    loop.go(root())
+    for i in range(1, N):
+        loop.go(node(i))
+    loop.run()
+    return loop.time
+
+
+@pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
+    (2, 0.1, 1e6, 10, "0.800232"), (2, 0.1, 1e6, 10000, "1.020026"),
+    (2, 0.1, 1e6, 10000000, "200.860011"), (16, 0.001, 1e6, 10, "0.067676"),
+    (16, 0.001, 1e6, 10000, "0.419556"), (16, 0.001, 1e6, 10000000, "305.143356"),
+    (32, 0.0001, 1e9, 10, "0.009901")])
+def test_stream_allreduce_reproduces_the_published_cells(n, lat, rate, size, printed):
+    """Stop-and-wait around a ring: ACKs in their latency phase share the
+    sender's rate, every send re-plans."""
+    assert f"{stream_allreduce(n, lat, rate, size):f}" == printed
