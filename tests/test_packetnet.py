@@ -59,6 +59,14 @@ def test_a_message_in_its_latency_still_shares_the_sender():
     assert done["big"] == pytest.approx(L + (S + 1) / R)
 
 
+def run_all(loop, tasks) -> float:
+    """Run the tasks to the end: the virtual time of the last delivery."""
+    for task in tasks:
+        loop.go(task)
+    loop.run()
+    return loop.time
+
+
 def naive_allreduce(n_nodes: int, latency: float, rate: float, size: int, tie_seed=None):
     loop, nodes, net = network_of(n_nodes, rate, latency, tie_seed)
 
@@ -71,10 +79,7 @@ def naive_allreduce(n_nodes: int, latency: float, rate: float, size: int, tie_se
             await h.sleep(1e-9 * n_nodes * size)  # the reduce over N vectors
         return run
 
-    for i in range(n_nodes):
-        loop.go(program(i))
-    loop.run()
-    return loop.time
+    return run_all(loop, [program(i) for i in range(n_nodes)])
 
 
 @pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
@@ -118,10 +123,7 @@ def tree_allreduce(n_nodes: int, latency: float, rate: float, size: int, tie_see
                 net.send(h, Message(nodes[i], nodes[k], "down", 8 * size))
         return run
 
-    for i in range(n_nodes):
-        loop.go(program(i))
-    loop.run()
-    return loop.time
+    return run_all(loop, [program(i) for i in range(n_nodes)])
 
 
 @pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
@@ -213,11 +215,7 @@ def stream_allreduce(N, latency, rate, n, tie_seed=None):  # noqa: N803 (the ref
                     outstanding = False
         return run
 
-    loop.go(root())
-    for i in range(1, N):
-        loop.go(node(i))
-    loop.run()
-    return loop.time
+    return run_all(loop, [root(), *(node(i) for i in range(1, N))])
 
 
 @pytest.mark.parametrize(("n", "lat", "rate", "size", "printed"), [
