@@ -90,19 +90,14 @@ def dask_overhead():
 
 
 def counter_app(preset, iterations):
-    import numpy as np
-
     from tidesim.calendars import LogicalNetwork, execute, schedule, synchronise
     from tidesim.waves.apps import get_app
 
     s = system(preset)
     sim = synchronise(s, backend=make_backend("processes"))
     try:
-        tr = sim.trace()
-        epoch, links = tr.final_cycles, s.topology.links
-        lam = np.asarray(tr.final_logical_latency.filled(0), dtype=np.int64)
-        net = LogicalNetwork(s.n_nodes, links, lam + epoch[links[:, 0]] - epoch[links[:, 1]])
-        sched = schedule(get_app("counter", s.n_nodes).graph(), net)
+        sched = schedule(get_app("counter", s.n_nodes).graph(),
+                         LogicalNetwork.of_trace(sim.trace()))
         sim.execute(sched, 10)  # the nodes compile the actions once
         runs = [sim.execute(sched, iterations) for _ in range(3)]
         stats = sim.app_stats

@@ -20,7 +20,7 @@ import numpy as np
 from _common import best_of, emit
 
 from tidesim.models import System, Topology
-from tidesim.rtl import ElasticBufferModel, elastic_buffer_scenario, rtl_path
+from tidesim.rtl import ElasticBufferModel, elastic_buffer_scenario, rtl_files
 from tidesim.testing.cocotb import simulate
 
 CYCLES = 20_000
@@ -37,7 +37,7 @@ model_s = best_of(lambda: model.run(sc["wr_fs"], sc["rd_fs"], **per_edge), repea
 with tempfile.TemporaryDirectory() as tmp:
     np.savez(Path(tmp) / "sc.npz", **sc)
     t = time.perf_counter()
-    report = simulate(sources=[rtl_path("tidesim_elastic_buffer")],
+    report = simulate(sources=rtl_files("tidesim_elastic_buffer"),
                       toplevel="tidesim_elastic_buffer", test_module="eb_tb", test_dir=TB,
                       build_dir=Path(tmp) / "build",
                       env={"TIDESIM_SCENARIO": str(Path(tmp) / "sc.npz")})

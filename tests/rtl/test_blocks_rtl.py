@@ -16,7 +16,7 @@ import pytest
 from tidesim.controllers import Pump
 from tidesim.errors import ConfigError
 from tidesim.models import Actuator, System, Topology
-from tidesim.rtl import PumpModel, ddc_model, link_edges_fs, rtl_path
+from tidesim.rtl import PumpModel, ddc_model, link_edges_fs, rtl_files, rtl_path
 from tidesim.testing.cocotb import simulate
 
 pytestmark = pytest.mark.rtl
@@ -28,7 +28,8 @@ def run_rtl(tmp_path: Path, scenario: dict, *, module: str, parameters: dict,
     tmp_path.mkdir(parents=True, exist_ok=True)
     with open(tmp_path / "scenario.pkl", "wb") as f:
         pickle.dump(scenario, f)
-    return simulate(sources=[source or rtl_path(module)], toplevel=module,
+    return simulate(sources=[source or rtl_path(module), *rtl_files(module)[1:]],
+                    toplevel=module,
                     test_module="blocks_tb", test_dir=HERE, build_dir=tmp_path / "build",
                     parameters=parameters,
                     env={"TIDESIM_SCENARIO": str(tmp_path / "scenario.pkl"),
@@ -127,20 +128,22 @@ def test_pump_gain_must_be_exact():
 
 
 def test_every_block_is_plain_verilog_2005(tmp_path):
-    """Each file compiles alone (the switch with its calendar) as Verilog-2005,
+    """Each block compiles (with the blocks it instantiates) as Verilog-2005,
     with every warning on and none given."""
     import subprocess
 
     from tidesim.rtl import rtl_sources
 
     sources = rtl_sources()
-    on_calendar = {"tidesim_switch", "tidesim_gather", "tidesim_scatter"}
     assert {p.stem for p in sources} == {"tidesim_calendar", "tidesim_ddc",
                                          "tidesim_elastic_buffer", "tidesim_pump",
-                                         *on_calendar}
+                                         "tidesim_switch", "tidesim_gather", "tidesim_scatter",
+                                         "tidesim_sync"}
+    assert rtl_files("tidesim_switch")[1:] == [rtl_path("tidesim_calendar")]
+    assert rtl_files("tidesim_ddc")[1:] == [rtl_path("tidesim_sync")]
     for src in sources:
-        extra = [rtl_path("tidesim_calendar")] if src.stem in on_calendar else []
         res = subprocess.run(["iverilog", "-g2005", "-Wall", "-I", str(src.parent),
-                              "-o", str(tmp_path / "a.out"), str(src), *map(str, extra)],
+                              "-o", str(tmp_path / "a.out"),
+                              *map(str, rtl_files(src.stem))],
                              capture_output=True, text=True)
         assert res.returncode == 0 and res.stdout + res.stderr == "", (src.name, res.stderr)

@@ -13,13 +13,12 @@ import pytest
 
 from tidesim.calendars import Calendar
 from tidesim.errors import ConfigError
-from tidesim.rtl import calendar_scenario, random_calendar, rtl_path
+from tidesim.rtl import calendar_scenario, random_calendar, rtl_files, rtl_path
 from tidesim.testing.cocotb import simulate
 
 pytestmark = pytest.mark.rtl
 HERE = Path(__file__).resolve().parent
 CALENDAR = rtl_path("tidesim_calendar")
-SWITCH = rtl_path("tidesim_switch")
 
 
 def rewrites_of(rng, kind, ports, *, cycles, n, inputs=None):
@@ -68,7 +67,7 @@ def test_switch_follows_the_model(tmp_path):
                                               inputs=inputs), cycles=cycles)
     sc["unit"] = "switch"
     sc["in_words"] = rng.integers(0, 2**64, (len(sc["rst"]), inputs), dtype=np.uint64)
-    report = run_rtl(tmp_path, sc, sources=[SWITCH, CALENDAR], toplevel="tidesim_switch",
+    report = run_rtl(tmp_path, sc, sources=rtl_files("tidesim_switch"), toplevel="tidesim_switch",
                      parameters={"INPUTS": inputs, "PORTS": outputs})
     assert report["passed"], report.get("mismatch")
 
@@ -92,7 +91,7 @@ def test_memory_units_follow_the_model(tmp_path, unit):
     else:
         sc["in_words"] = rng.integers(0, 2**64, (E, links), dtype=np.uint64)
         sc["mem_rd_addr"] = rng.integers(0, 1 << ma, E)
-    report = run_rtl(tmp_path, sc, sources=[rtl_path(f"tidesim_{unit}"), CALENDAR],
+    report = run_rtl(tmp_path, sc, sources=rtl_files(f"tidesim_{unit}"),
                      toplevel=f"tidesim_{unit}", parameters={"PORTS": links, "MA": ma})
     assert report["passed"], report.get("mismatch")
     assert report["cycles"] == {"clk": E}

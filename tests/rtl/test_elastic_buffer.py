@@ -16,7 +16,7 @@ import pytest
 
 from tidesim.errors import ConfigError
 from tidesim.models import System, Topology
-from tidesim.rtl import ElasticBufferModel, elastic_buffer_scenario, rtl_path
+from tidesim.rtl import ElasticBufferModel, elastic_buffer_scenario, rtl_files, rtl_path
 from tidesim.testing.cocotb import simulate
 
 pytestmark = pytest.mark.rtl
@@ -37,7 +37,8 @@ def trace_of(seed: int, spread_ppm: float = 300.0, until_s: float = 2e-4):
 def run_rtl(tmp_path: Path, scenario: dict, source: Path = RTL) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     np.savez(tmp_path / "scenario.npz", **scenario)
-    return simulate(sources=[source], toplevel="tidesim_elastic_buffer", test_module="eb_tb",
+    return simulate(sources=[source, *rtl_files(RTL.stem)[1:]],
+                    toplevel="tidesim_elastic_buffer", test_module="eb_tb",
                     test_dir=HERE, build_dir=tmp_path / "build",
                     parameters={"ADDR": int(scenario["addr"]), "SYNC": int(scenario["sync"])},
                     env={"TIDESIM_SCENARIO": str(tmp_path / "scenario.npz"),
@@ -131,8 +132,8 @@ def test_missing_synchroniser_stage_is_caught(tmp_path):
     # first k whose edge k - SYNC + 2 comes after that write
     want = int(np.searchsorted(rd, wr[w0], side="right")) + 3 - 2
     assert run_rtl(tmp_path / "as-is", sc)["passed"]
-    src = mutated(tmp_path, "wire [ADDR:0] wsync_bin = gray2bin(wgray_sync[SYNC-1]);",
-                  "wire [ADDR:0] wsync_bin = gray2bin(wgray_sync[SYNC-2]);")
+    src = mutated(tmp_path, "tidesim_sync #(.W(ADDR + 1), .STAGES(SYNC)) wptr_sync",
+                  "tidesim_sync #(.W(ADDR + 1), .STAGES(SYNC - 1)) wptr_sync")
     assert_caught(tmp_path, run_rtl(tmp_path, sc, src), clock="rd_clk", cycle=want,
                   signals={"occupancy", "count"})
 

@@ -110,6 +110,16 @@ class LogicalNetwork:
         return cls(topology.n_nodes, topology.links, np.asarray(latency_cycles))
 
     @classmethod
+    def of_trace(cls, trace) -> LogicalNetwork:
+        """The network a synchronised run leaves, in application cycles: each
+        node's application cycle 0 is its final cycle in ``trace`` (its
+        epoch), so link ``l`` has latency ``λ_l + epoch[src] - epoch[dst]``."""
+        links = trace.system.topology.links
+        epoch = trace.final_cycles
+        lam = np.asarray(trace.final_logical_latency.filled(0), dtype=np.int64)
+        return cls(trace.system.n_nodes, links, lam + epoch[links[:, 0]] - epoch[links[:, 1]])
+
+    @classmethod
     def ring(cls, n: int, *, latency_cycles: int = 1) -> LogicalNetwork:
         """``n`` nodes in a bidirectional ring, every link with the same latency."""
         links = [(i, (i + d) % n) for i in range(n) for d in (1, -1)] if n > 2 else (

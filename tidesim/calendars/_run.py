@@ -199,10 +199,7 @@ def _run_synchronised(sim, graph, name, system, placement, hardware, check, n_it
 
     tr = sim.trace()
     epoch = tr.final_cycles
-    links = system.topology.links
-    lam = np.asarray(tr.final_logical_latency.filled(0), dtype=np.int64)
-    lat = lam + epoch[links[:, 0]] - epoch[links[:, 1]]
-    net = LogicalNetwork(system.n_nodes, links, lat)
+    net = LogicalNetwork.of_trace(tr)
     sched = schedule(graph, net, placement, hardware=hardware)
     if check:
         check_schedule(sched)

@@ -22,18 +22,19 @@ from a tidesim run, the model run on them, and its outputs per cycle:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .._checks import integer
+from .._checks import integer, number
 from ..errors import ConfigError
 from . import _kernels as K
 
 __all__ = ["ElasticBufferModel", "ElasticBufferRun", "PumpModel", "calendar_scenario", "ddc_model",
            "elastic_buffer_scenario", "link_edges_fs", "pack_ports", "random_calendar",
-           "rtl_path", "rtl_sources"]
+           "rtl_files", "rtl_path", "rtl_sources"]
 
 _HERE = Path(__file__).resolve().parent
 FS_PER_S = 10**15
@@ -51,6 +52,21 @@ def rtl_path(module: str) -> Path:
         names = ", ".join(q.stem for q in rtl_sources())
         raise ConfigError("rtl.module", module, f"must be one of {names}")
     return p
+
+
+def rtl_files(module: str) -> list[Path]:
+    """``module``'s Verilog file, then those of the modules it instantiates
+    (read from its text and the files it includes, transitively): what to
+    build it from."""
+    out = [rtl_path(module)]
+    for p in out:
+        text = p.read_text()
+        text += "".join((_HERE / inc).read_text()
+                        for inc in re.findall(r'^`include "([\w.]+)"', text, re.MULTILINE))
+        for dep in re.findall(r"^\s*(tidesim_\w+)\s+#", text, re.MULTILINE):
+            if rtl_path(dep) not in out:
+                out.append(rtl_path(dep))
+    return out
 
 
 def link_edges_fs(trace, src: int, dst: int, *, cycles: int, first: int = 0):
@@ -297,8 +313,6 @@ class PumpModel:
 
 
 def _fixed(field: str, value, scale: int) -> int:
-    from .._checks import number
-
     v = number(field, value) * scale
     if v != round(v):
         raise ConfigError(field, value, f"must be a multiple of 1/{scale} (exact in fixed point)")

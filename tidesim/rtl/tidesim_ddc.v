@@ -22,14 +22,8 @@ module tidesim_ddc #(
     input  wire                rd_en,
     output wire signed [W-1:0] ddc
 );
-    function [W-1:0] gray2bin(input [W-1:0] g);
-        integer i;
-        begin
-            gray2bin[W-1] = g[W-1];
-            for (i = W - 2; i >= 0; i = i - 1)
-                gray2bin[i] = gray2bin[i + 1] ^ g[i];
-        end
-    endfunction
+    localparam GRAY_W = W;
+`include "tidesim_gray.vh"
 
     reg [W-1:0] wcount, wgray;
     always @(posedge wr_clk) begin
@@ -38,28 +32,22 @@ module tidesim_ddc #(
             wgray <= 0;
         end else if (wr_en) begin
             wcount <= wcount + 1'b1;
-            wgray <= (wcount + 1'b1) ^ ((wcount + 1'b1) >> 1);
+            wgray <= bin2gray(wcount + 1'b1);
         end
     end
 
     reg [W-1:0] rcount;
-    reg [W-1:0] wgray_sync [0:SYNC-1];
-    integer s;
+    wire [W-1:0] wgray_synced;
+    tidesim_sync #(.W(W), .STAGES(SYNC)) wcount_sync (
+        .clk(rd_clk), .rst(rd_rst), .d(wgray), .q(wgray_synced));
     always @(posedge rd_clk) begin
-        if (rd_rst) begin
+        if (rd_rst)
             rcount <= 0;
-            for (s = 0; s < SYNC; s = s + 1)
-                wgray_sync[s] <= 0;
-        end else begin
-            wgray_sync[0] <= wgray;
-            for (s = 1; s < SYNC; s = s + 1)
-                wgray_sync[s] <= wgray_sync[s - 1];
-            if (rd_en)
-                rcount <= rcount + 1'b1;
-        end
+        else if (rd_en)
+            rcount <= rcount + 1'b1;
     end
 
-    wire [W-1:0] diff = gray2bin(wgray_sync[SYNC-1]) - rcount;
+    wire [W-1:0] diff = gray2bin(wgray_synced) - rcount;
     assign ddc = diff;
 endmodule
 

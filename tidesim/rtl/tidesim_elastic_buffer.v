@@ -53,34 +53,29 @@ module tidesim_elastic_buffer #(
 );
     localparam DEPTH = 1 << ADDR;
 
-    function [ADDR:0] bin2gray(input [ADDR:0] b);
-        bin2gray = b ^ (b >> 1);
-    endfunction
-
-    function [ADDR:0] gray2bin(input [ADDR:0] g);
-        integer i;
-        begin
-            gray2bin[ADDR] = g[ADDR];
-            for (i = ADDR - 1; i >= 0; i = i - 1)
-                gray2bin[i] = gray2bin[i + 1] ^ g[i];
-        end
-    endfunction
+    localparam GRAY_W = ADDR + 1;
+`include "tidesim_gray.vh"
 
     reg [WIDTH-1:0] mem [0:DEPTH-1];
+    reg [ADDR:0] rptr, rgray;          // read domain; rgray crosses to the write side
+    reg req;                           // read domain: toggles once per drain request
 
     // ------------------------------------------------------------ write domain
     reg  [ADDR:0] wptr, wgray;
-    reg  [ADDR:0] rgray_sync [0:SYNC-1];
+    wire [ADDR:0] rgray_synced;
     reg  [ADJ_WIDTH-1:0] drops;        // frames still to drop
-    reg  [SYNC-1:0] req_sync;
+    wire req_synced;
     reg  ack;                          // the last drain request taken
-    wire [ADDR:0] rsync_bin = gray2bin(rgray_sync[SYNC-1]);
+    wire [ADDR:0] rsync_bin = gray2bin(rgray_synced);
     wire writing = wr_en && drops == 0;
     wire [ADJ_WIDTH-1:0] drain_n;      // held stable by the read side while in flight
     // the difference taken in ADDR+1 bits, wrapping, before it is compared
     wire [ADDR:0] wr_level = wptr - rsync_bin;
     assign full = wr_level == DEPTH;
-    integer ws;
+    tidesim_sync #(.W(ADDR + 1), .STAGES(SYNC)) rptr_sync (
+        .clk(wr_clk), .rst(wr_rst), .d(rgray), .q(rgray_synced));
+    tidesim_sync #(.W(1), .STAGES(SYNC)) req_sync (
+        .clk(wr_clk), .rst(wr_rst), .d(req), .q(req_synced));
 
     always @(posedge wr_clk) begin
         if (wr_rst) begin
@@ -88,15 +83,8 @@ module tidesim_elastic_buffer #(
             wgray <= 0;
             overflow <= 1'b0;
             drops <= 0;
-            req_sync <= 0;
             ack <= 1'b0;
-            for (ws = 0; ws < SYNC; ws = ws + 1)
-                rgray_sync[ws] <= 0;
         end else begin
-            rgray_sync[0] <= rgray;
-            for (ws = 1; ws < SYNC; ws = ws + 1)
-                rgray_sync[ws] <= rgray_sync[ws - 1];
-            req_sync <= {req_sync[SYNC-2:0], req};
             if (writing) begin
                 mem[wptr[ADDR-1:0]] <= wr_data;
                 wptr <= wptr + 1'b1;
@@ -105,26 +93,27 @@ module tidesim_elastic_buffer #(
                     overflow <= 1'b1;
             end
             drops <= drops - (wr_en && drops != 0 ? 1'b1 : 1'b0)
-                     + (req_sync[SYNC-1] != ack ? drain_n : 0);
-            if (req_sync[SYNC-1] != ack)
-                ack <= req_sync[SYNC-1];
+                     + (req_synced != ack ? drain_n : 0);
+            if (req_synced != ack)
+                ack <= req_synced;
         end
     end
 
     // ------------------------------------------------------------- read domain
-    reg  [ADDR:0] rptr, rgray;
-    reg  [ADDR:0] wgray_sync [0:SYNC-1];
+    wire [ADDR:0] wgray_synced;
     reg  [ADJ_WIDTH-1:0] fills;        // reads still to suppress
-    reg  req;                          // toggles once per drain request
     reg  [ADJ_WIDTH-1:0] drain_hold;
-    reg  [SYNC-1:0] ack_sync;
-    wire [ADDR:0] wsync_bin = gray2bin(wgray_sync[SYNC-1]);
+    wire ack_synced;
+    wire [ADDR:0] wsync_bin = gray2bin(wgray_synced);
     wire reading = rd_en && fills == 0;
     assign occupancy = wsync_bin - rptr;
     assign count = {1'b0, occupancy} - (DEPTH >> 1);
     assign drain_n = drain_hold;
-    assign adj_busy = req != ack_sync[SYNC-1];
-    integer rs;
+    assign adj_busy = req != ack_synced;
+    tidesim_sync #(.W(ADDR + 1), .STAGES(SYNC)) wptr_sync (
+        .clk(rd_clk), .rst(rd_rst), .d(wgray), .q(wgray_synced));
+    tidesim_sync #(.W(1), .STAGES(SYNC)) ack_sync (
+        .clk(rd_clk), .rst(rd_rst), .d(ack), .q(ack_synced));
 
     always @(posedge rd_clk) begin
         if (rd_rst) begin
@@ -134,15 +123,8 @@ module tidesim_elastic_buffer #(
             fills <= 0;
             req <= 1'b0;
             drain_hold <= 0;
-            ack_sync <= 0;
             rd_data <= 0;
-            for (rs = 0; rs < SYNC; rs = rs + 1)
-                wgray_sync[rs] <= 0;
         end else begin
-            wgray_sync[0] <= wgray;
-            for (rs = 1; rs < SYNC; rs = rs + 1)
-                wgray_sync[rs] <= wgray_sync[rs - 1];
-            ack_sync <= {ack_sync[SYNC-2:0], ack};
             if (reading) begin
                 rd_data <= mem[rptr[ADDR-1:0]];
                 rptr <= rptr + 1'b1;

@@ -37,6 +37,9 @@ __all__ = ["CalendarMonitor", "EdgeClock", "ElasticBufferMonitor", "Expect", "Mo
            "check_pump",
            "elastic_buffer_expectations", "simulate"]
 
+TIMESCALE = ("1ns", "1fs")
+"""The simulator's time unit and precision (edges are given in femtoseconds)."""
+
 REPORT_ENV = "TIDESIM_COCOTB_REPORT"
 """Where :func:`simulate` asks the cocotb test to write its JSON report."""
 
@@ -178,9 +181,11 @@ class EdgeClock:
         clk: the DUT's clock signal.
         edges_fs: int rising edges (fs, increasing, the first > 0).
         drive: signal -> int array, the value for each edge.
-        sample: name -> signal, read after each edge (in the read-only phase).
+        sample: name -> signal, read after each edge (in the read-only phase)
+            and handed to ``scoreboard.check``.
         name: the clock's name in reports.
-        scoreboard: checks each cycle's samples (``scoreboard.check``).
+        scoreboard: checks each cycle's samples; a sample is read as two's
+            complement where the scoreboard's :class:`Expect` says ``signed``.
     """
 
     def __init__(self, clk, edges_fs, *, drive: Mapping | None = None,
@@ -190,17 +195,17 @@ class EdgeClock:
         self.edges = np.asarray(edges_fs, dtype=np.int64).tolist()
         self.drive = [(sig, [int(x) for x in np.asarray(v).tolist()])
                       for sig, v in (drive or {}).items()]
-        self.sample = dict(sample or {})
-        self.signed = {n: bool(getattr(s, "is_signed", False)) for n, s in self.sample.items()}
+        self.sample = dict(sample or {}) if scoreboard is not None else {}
+        expect = scoreboard.expect.get(name, {}) if scoreboard is not None else {}
+        self.signed = {n: n in expect and expect[n].signed for n in self.sample}
         self.scoreboard = scoreboard
 
     async def run(self) -> None:
         """Drive every edge; raise the scoreboard's mismatch at the first one."""
         from cocotb.triggers import ReadOnly, Timer
 
-        clk, edges, drive, sample = self.clk, self.edges, self.drive, self.sample
-        read = {n: s for n, s in sample.items()}
-        signed = self.signed
+        clk, edges, drive, sample, signed = (self.clk, self.edges, self.drive, self.sample,
+                                             self.signed)
         now = 0
         clk.value = 0
         for sig, vals in drive:
@@ -209,12 +214,9 @@ class EdgeClock:
             await Timer(t - now, "fs")
             clk.value = 1
             await ReadOnly()
-            if read:
-                got = {}
-                for n, s in read.items():
-                    got[n] = _as_int(s.value, signed[n])
-                if self.scoreboard is not None:
-                    self.scoreboard.check(self.name, k, got)
+            if sample:
+                self.scoreboard.check(self.name, k, {n: _as_int(s.value, signed[n])
+                                                     for n, s in sample.items()})
             nxt = edges[k + 1] if k + 1 < len(edges) else t + 2 * (t - (edges[k - 1] if k else 0))
             fall = (t + nxt) // 2
             await Timer(fall - t, "fs")
@@ -223,6 +225,17 @@ class EdgeClock:
                 for sig, vals in drive:
                     sig.value = vals[k + 1]
             now = fall
+
+
+async def _checked(board: ModelScoreboard, clocks, report, waves) -> ModelScoreboard:
+    """Run the clocks together; report (and draw the waves of a mismatch) either way."""
+    from cocotb.triggers import gather
+
+    try:
+        await gather(*(c.run() for c in clocks))
+    finally:
+        _report(board, report, waves)
+    return board
 
 
 class Monitor:
@@ -313,12 +326,11 @@ def _as_int(v, signed: bool) -> int:
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
-def elastic_buffer_expectations(run, *, wr_fs, rd_fs) -> dict:
+def elastic_buffer_expectations(run) -> dict:
     """A :class:`ModelScoreboard`'s ``expect`` from a
     :class:`~tidesim.rtl.ElasticBufferRun`: occupancy, count, underflow,
     adj_busy and rd_data (while defined) per read edge; full and overflow per
     write edge."""
-    del wr_fs, rd_fs
     return {
         "rd_clk": {"occupancy": Expect(run.occupancy), "count": Expect(run.count, signed=True),
                    "underflow": Expect(run.underflow.astype(np.int64)),
@@ -350,8 +362,6 @@ async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
     Raises:
         ScoreboardMismatch: at the first differing edge.
     """
-    from cocotb.triggers import gather
-
     from ..rtl import ElasticBufferModel
 
     sc = scenario
@@ -360,7 +370,7 @@ async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
         model_run = ElasticBufferModel(int(sc["addr"]), int(sc["sync"])).run(
             wr_fs, rd_fs, wr_en=sc["wr_en"], wr_data=sc["wr_data"], rd_en=sc["rd_en"],
             adj_frames=sc["adj_frames"], wr_rst=sc["wr_rst"], rd_rst=sc["rd_rst"])
-    expect = elastic_buffer_expectations(model_run, wr_fs=wr_fs, rd_fs=rd_fs)
+    expect = elastic_buffer_expectations(model_run)
     sb = ModelScoreboard(expect, {"wr_clk": wr_fs, "rd_clk": rd_fs})
     adj = np.asarray(sc["adj_frames"], dtype=np.int64)
     wr = EdgeClock(dut.wr_clk, wr_fs, name="wr_clk", scoreboard=sb,
@@ -373,12 +383,7 @@ async def check_elastic_buffer(dut, scenario: Mapping[str, np.ndarray], *,
                    sample={"occupancy": dut.occupancy, "count": dut.count,
                            "underflow": dut.underflow, "adj_busy": dut.adj_busy,
                            "rd_data": dut.rd_data})
-    rd.signed["count"] = True
-    try:
-        await gather(wr.run(), rd.run())
-    finally:
-        _report(sb, report, waves)
-    return sb
+    return await _checked(sb, (wr, rd), report, waves)
 
 
 def calendar_expectations(scenario: Mapping, *, width: int = 64) -> dict:
@@ -472,11 +477,7 @@ async def check_calendar(dut, scenario: Mapping, *, period_fs: int = 8_000_000,
         drive[dut.mem_rd_addr] = scenario["mem_rd_addr"]
     sample = {name: getattr(dut, name) for name in expect}
     clock = EdgeClock(dut.clk, edges, name="clk", drive=drive, sample=sample, scoreboard=sb)
-    try:
-        await clock.run()
-    finally:
-        _report(sb, report, waves)
-    return sb
+    return await _checked(sb, (clock,), report, waves)
 
 
 async def check_ddc(dut, scenario: Mapping, *, report=None, waves=None) -> ModelScoreboard:
@@ -487,8 +488,6 @@ async def check_ddc(dut, scenario: Mapping, *, report=None, waves=None) -> Model
     Raises:
         ScoreboardMismatch: at the first differing edge.
     """
-    from cocotb.triggers import gather
-
     from ..rtl import ddc_model
 
     wr_fs, rd_fs = np.asarray(scenario["wr_fs"]), np.asarray(scenario["rd_fs"])
@@ -503,12 +502,7 @@ async def check_ddc(dut, scenario: Mapping, *, report=None, waves=None) -> Model
     rd = EdgeClock(dut.rd_clk, rd_fs, name="rd_clk", scoreboard=sb,
                    drive={dut.rd_rst: np.arange(len(rd_fs)) < r, dut.rd_en: scenario["rd_en"]},
                    sample={"ddc": dut.ddc})
-    rd.signed["ddc"] = True
-    try:
-        await gather(wr.run(), rd.run())
-    finally:
-        _report(sb, report, waves)
-    return sb
+    return await _checked(sb, (wr, rd), report, waves)
 
 
 async def check_pump(dut, scenario: Mapping, *, period_fs: int = 8_000_000, report=None,
@@ -538,12 +532,7 @@ async def check_pump(dut, scenario: Mapping, *, period_fs: int = 8_000_000, repo
                              dut.counts: pack_ports(counts, int(scenario.get("cw", 16)))},
                       sample={"finc": dut.finc, "fdec": dut.fdec, "update": dut.update,
                               "position": dut.position})
-    clock.signed["position"] = True
-    try:
-        await clock.run()
-    finally:
-        _report(sb, report, waves)
-    return sb
+    return await _checked(sb, (clock,), report, waves)
 
 
 def _report(sb: ModelScoreboard, report, waves) -> None:
@@ -612,7 +601,7 @@ def simulate(*, sources: Sequence[os.PathLike | str], toplevel: str, test_module
     runner.build(sources=srcs, hdl_toplevel=toplevel, parameters=dict(parameters or {}),
                  includes=sorted({str(s.parent) for s in srcs}),
                  build_dir=build_dir, build_args=build_args,
-                 timescale=("1ns", "1fs"), always=True)
+                 timescale=TIMESCALE, always=True)
     report = build_dir / f"{test_module}.report.json"
     report.unlink(missing_ok=True)
     extra_env = {REPORT_ENV: str(report), **(env or {})}
@@ -624,7 +613,7 @@ def simulate(*, sources: Sequence[os.PathLike | str], toplevel: str, test_module
     with contextlib.suppress(SystemExit):
         runner.test(hdl_toplevel=toplevel, test_module=test_module,
                     test_dir=Path(test_dir).resolve(), build_dir=build_dir,
-                    extra_env=extra_env, timescale=("1ns", "1fs"), results_xml=str(results),
+                    extra_env=extra_env, timescale=TIMESCALE, results_xml=str(results),
                     plusargs=[f"+vcd={Path(vcd).resolve()}"] if vcd is not None else [])
     n_tests, n_failed = get_results(results) if results.exists() else (0, 0)
     out = json.loads(report.read_text()) if report.exists() else {}
