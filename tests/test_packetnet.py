@@ -227,3 +227,25 @@ def test_stream_allreduce_reproduces_the_published_cells(n, lat, rate, size, pri
     """Stop-and-wait around a ring: ACKs in their latency phase share the
     sender's rate, every send re-plans."""
     assert f"{stream_allreduce(n, lat, rate, size):f}" == printed
+
+
+def test_messages_of_one_pair_share_its_flow():
+    """Two messages a -> b sent together each get half the flow: both land at
+    L + 2S/R (and a third to c would not slow them: a's rate splits per
+    destination, then per message)."""
+    L, S, R = 0.5, 10.0, 4.0
+    loop, (a, b, c), net = network_of(3, R, L)
+    times = []
+
+    async def send(h):
+        net.send(h, Message(a, b, 1, S), Message(a, b, 2, S))
+
+    async def recv(h):
+        for _ in range(2):
+            await b.recv(h)
+            times.append(h.time)
+
+    loop.go(send)
+    loop.go(recv)
+    loop.run()
+    assert times == [pytest.approx(L + 2 * S / R)] * 2

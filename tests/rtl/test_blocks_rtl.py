@@ -93,7 +93,9 @@ def test_pump_model_is_tidesims_quantized_actuator():
 def pump_scenario(period: int = 8):
     tr = rig_run(0.03)
     counts = np.repeat(node_counts(tr, 2), period, axis=0)
-    model = PumpModel(period=period, gain_steps_per_frame=2, target_steps=5)
+    # a half-step target: the desired value lands exactly half a step from
+    # the position, where neither pulse may come
+    model = PumpModel(period=period, gain_steps_per_frame=2, target_steps=5.5)
     return {"block": "pump", "counts": counts, "model": model, "cw": 16}, model
 
 
