@@ -249,3 +249,101 @@ def test_messages_of_one_pair_share_its_flow():
     loop.go(recv)
     loop.run()
     assert times == [pytest.approx(L + 2 * S / R)] * 2
+
+
+# --------------------------------------------------------------------------- the library's atoms
+
+PUBLISHED_TABLE = """\
+| Nodes | Latency | NIC rate | Size | Naive | Tree | Stream |
+|:--|:--|:--|:--|:--|:--|:--|
+| 2 | 0.1 | 1E+06 | 10 | 0.100080 | 0.200160 | 0.800232 |
+| 2 | 0.1 | 1E+06 | 10000 | 0.180020 | 0.360030 | 1.020026 |
+| 2 | 0.1 | 1E+06 | 10000000 | 80.120000 | 160.230000 | 200.860011 |
+| 16 | 0.001 | 1E+06 | 10 | 0.002200 | 0.008880 | 0.067676 |
+| 16 | 0.001 | 1E+06 | 10000 | 1.201160 | 1.047350 | 0.419556 |
+| 16 | 0.001 | 1E+06 | 10000000 | 1200.161000 | 1040.107250 | 305.143356 |
+| 32 | 0.1 | 1E+06 | 10 | 0.102480 | 1.001120 | 9.901000 |
+| 32 | 0.1 | 1E+06 | 10000 | 2.580320 | 2.272630 | 19.551941 |
+| 32 | 0.1 | 1E+06 | 10000000 | 2480.420000 | 1361.042500 | 336.256147 |
+| 32 | 0.1 | 1E+09 | 10 | 0.100003 | 1.000001 | 9.900001 |
+| 32 | 0.1 | 1E+09 | 10000 | 0.102800 | 1.001270 | 19.100486 |
+| 32 | 0.1 | 1E+09 | 10000000 | 2.900000 | 2.402500 | 19.185915 |
+| 32 | 0.0001 | 1E+09 | 10 | 0.000103 | 0.001001 | 0.009901 |
+| 32 | 0.0001 | 1E+09 | 10000 | 0.002900 | 0.002403 | 0.019586 |
+| 32 | 0.0001 | 1E+09 | 10000000 | 2.800100 | 1.490913 | 0.358567 |"""
+
+
+@pytest.fixture(scope="module")
+def library_table():
+    from tidesim.packetnet import table
+
+    return table()
+
+
+def test_the_library_reproduces_the_published_table(library_table):
+    from tidesim.packetnet import format_table
+
+    assert format_table(library_table) == PUBLISHED_TABLE
+
+
+def test_the_atoms_take_the_plain_programs_times_to_the_bit(library_table):
+    """The atom runtime adds nothing to the timing: every cell equals the
+    plain node programs above (written without atoms) exactly."""
+    programs = {"naive": naive_allreduce, "tree": tree_allreduce, "stream": stream_allreduce}
+    for row in library_table:
+        for name, program in programs.items():
+            want = program(row["nodes"], row["latency_s"], row["rate_bytes_per_s"], row["size"])
+            assert row[name] == want, (name, row)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_closed_forms_hold_on_random_configurations(seed):
+    """Naive: L + 8n(N-1)/R + 1e-9·N·n. Tree on 2 nodes: 2L + 16n/R + 3e-9·n.
+    Stream with bandwidth to spare: L·[2(C-1) + N + max(2C, 2(C-1) + N - 1)]."""
+    import numpy as np
+
+    from tidesim.packetnet import allreduce
+
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        big_n = int(rng.integers(2, 12))
+        lat = float(rng.uniform(1e-4, 1e-1))
+        rate = float(rng.uniform(1e5, 1e9))
+        n = int(rng.integers(1, 50_000))
+        naive = allreduce("naive", big_n, lat, rate, n).time_s
+        assert naive == pytest.approx(lat + 8 * n * (big_n - 1) / rate + 1e-9 * big_n * n,
+                                      rel=1e-12)
+        tree2 = allreduce("tree", 2, lat, rate, n).time_s
+        assert tree2 == pytest.approx(2 * lat + 16 * n / rate + 3e-9 * n, rel=1e-12)
+        c = -(-n // max(1, n // big_n))
+        stream = allreduce("stream", big_n, lat, 1e18, n).time_s
+        bound = lat * (2 * (c - 1) + big_n + max(2 * c, 2 * (c - 1) + big_n - 1))
+        assert bound <= stream <= bound + 4e-9 * n * c  # + the reduces' compute
+
+
+@pytest.mark.parametrize("algorithm", ["naive", "tree", "stream"])
+@pytest.mark.parametrize(("n_nodes", "size"), [(1, 5), (2, 1), (3, 7), (5, 23), (8, 64)])
+def test_every_algorithm_sums_the_vectors(algorithm, n_nodes, size):
+    """With real data every node ends with the sum of all vectors
+    (integer-valued, so any order of addition is exact), whatever the ties."""
+    import numpy as np
+
+    from tidesim.packetnet import allreduce
+
+    rng = np.random.default_rng(n_nodes * 100 + size)
+    vectors = rng.integers(-1000, 1000, (n_nodes, size)).astype(float)
+    for tie_seed in (None, 3):
+        run = allreduce(algorithm, n_nodes, 1e-3, 1e6, size, vectors=vectors, tie_seed=tie_seed)
+        for got in run.results:
+            np.testing.assert_array_equal(got, vectors.sum(axis=0))
+
+
+def test_message_counts_match_the_reference():
+    """Naive N(N-1), tree 2(N-1), stream C(4N-2): 620, 992 and 4158 for
+    (16, 10), (16, 1e4) and (32, 1e4)."""
+    from tidesim.packetnet import allreduce
+
+    assert allreduce("naive", 16, 1e-3, 1e6, 10).messages == 240
+    assert allreduce("tree", 32, 1e-3, 1e6, 10).messages == 62
+    assert [allreduce("stream", nn, 1e-3, 1e6, n).messages
+            for nn, n in ((16, 10), (16, 10_000), (32, 10_000))] == [620, 992, 4158]

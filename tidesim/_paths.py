@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file"]
+__all__ = ["check_output_dir", "check_output_file", "import_file"]
 
 
 def _why(exc: OSError, path: Path) -> str:
@@ -109,3 +109,35 @@ def check_output_dir(field: str, path: str | Path) -> Path:
                                             f"({_why(exc, target)})") from None
     _probe(field, path, target, "must be a writable directory")
     return target
+
+
+_imported = 0
+
+
+def import_file(field: str, path: str | Path, expected: str):
+    """Import the Python file ``path`` as a fresh module (each call a new one).
+
+    Raises:
+        ConfigError: (``field``, ``expected``) ``path`` is not an existing
+            ``.py`` file, or not one Python can import.
+    """
+    import importlib.util
+    import sys
+
+    global _imported
+    p = Path(path)
+    if p.suffix != ".py" or not p.is_file():
+        raise ConfigError(field, str(path), expected)
+    _imported += 1
+    name = f"_tidesim_file_{_imported}_{p.stem}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise ConfigError(field, str(path), "must be a Python file that can be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and Numba's cache look modules up
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module

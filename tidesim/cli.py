@@ -12,6 +12,9 @@ Usage::
     tidesim app NAME|FILE.py [CONFIG.toml] [--preset P] [--metacycles N] [--seed S]
                 [--placement P] [--calendar-depth N] [--backend NAME] [--scheduler ADDR] [--vcd F]
                 [--json] | --list
+    tidesim packetnet table [--json]
+    tidesim packetnet allreduce --nodes N --latency S --rate B/S --size N
+                                --algorithm naive|tree|stream|FILE.py:CLASS [--json]
 
 With neither a config file nor ``--preset``, ``run`` simulates the ``hitl8``
 preset. ``sweep`` runs a study (``tidesim.studies.sweep``) into one results
@@ -223,6 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
                           "counters, frames on every link, firings) and FILE.gtkw")
     app.add_argument("--json", action="store_true", help="print one JSON object")
     app.set_defaults(func=_cmd_app, until=None, record=None, plot=None)
+
+    pnet = sub.add_parser(
+        "packetnet",
+        help="the switched packet-network baseline: allreduce in virtual time",
+        description="Allreduce on a switched packet network (fluid-flow switch, one latency), "
+                    "in virtual time: the baseline bittide is compared to.",
+    )
+    pnet_sub = pnet.add_subparsers(dest="packetnet_command", metavar="WHAT", required=True)
+    ptable = pnet_sub.add_parser(
+        "table", help="print the reference table: 45 completion times (s)",
+        description="Print the reference's table: naive, tree and stream allreduce for each "
+                    "(nodes, latency, NIC rate, size), completion times in virtual seconds.")
+    ptable.add_argument("--json", action="store_true", help="print one JSON list of rows")
+    ptable.set_defaults(func=_cmd_packetnet_table)
+    pall = pnet_sub.add_parser(
+        "allreduce", help="one allreduce: its completion time (virtual s)",
+        description="One allreduce on the packet network; prints its completion time.")
+    pall.add_argument("--nodes", required=True, metavar="N", help="nodes (an integer >= 1)")
+    pall.add_argument("--latency", required=True, metavar="S", help="latency (s, >= 0)")
+    pall.add_argument("--rate", required=True, metavar="B/S",
+                      help="every NIC's rate (bytes/s, > 0)")
+    pall.add_argument("--size", required=True, metavar="N",
+                      help="vector length in float64 elements (an integer >= 1)")
+    pall.add_argument("--algorithm", required=True, metavar="A",
+                      help="naive, tree, stream, or FILE.py:CLASS (an Atom subclass)")
+    pall.add_argument("--tie-seed", metavar="N",
+                      help="shuffle events due at one instant with this seed")
+    pall.add_argument("--json", action="store_true", help="print one JSON object")
+    pall.set_defaults(func=_cmd_packetnet_allreduce)
     return parser
 
 
@@ -337,16 +369,7 @@ def _decimate(args: argparse.Namespace) -> int:
     if text is None:
         return 1
     expected = f"must be an integer from 1 to {DECIMATE_MAX:.0e}"
-    try:
-        value = int(text)
-    except ValueError:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not (math.isfinite(number) and number.is_integer()):
-            raise ConfigError("--decimate", text, expected) from None
-        value = int(number)
+    value = _integer_arg("--decimate", text, expected)
     if not 1 <= value <= DECIMATE_MAX:
         raise ConfigError("--decimate", value, expected)
     if args.vcd is None:
@@ -639,6 +662,73 @@ def format_app_summary(summary: Mapping[str, Any], *, preset: str | None = None)
     if "vcd" in summary:
         lines.append(f"\nwaveform: {summary['vcd']} (GTKWave: gtkwave {summary['gtkw']})")
     return "\n".join(lines)
+
+
+def _cmd_packetnet_table(args: argparse.Namespace) -> int:
+    """``tidesim packetnet table``: the reference table, recomputed."""
+    from .packetnet import format_table, table
+
+    rows = table()
+    print(json.dumps(rows) if args.json else format_table(rows))
+    return 0
+
+
+def _number_arg(flag: str, text: str, *, lo: float, lo_open: bool = False) -> float:
+    """A command-line number, or a one-line error naming the flag."""
+    from ._checks import number
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(flag, text, "must be a number") from None
+    return number(flag, value, lo=lo, lo_open=lo_open)
+
+
+def _integer_arg(flag: str, text: str, expected: str) -> int:
+    """A command-line integer (``1e3`` is read as 1000), or a one-line error
+    naming the flag: a fraction or a word is refused with ``expected``."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        if not (math.isfinite(x) and x.is_integer()):
+            raise ConfigError(flag, text, expected) from None
+        return int(x)
+
+
+def _count_arg(flag: str, text: str, *, lo: int) -> int:
+    """A command-line integer ``>= lo``."""
+    expected = f"must be an integer >= {lo}"
+    value = _integer_arg(flag, text, expected)
+    if value < lo:
+        raise ConfigError(flag, value, expected)
+    return value
+
+
+def _cmd_packetnet_allreduce(args: argparse.Namespace) -> int:
+    """``tidesim packetnet allreduce``: one cell, any configuration."""
+    from .packetnet import allreduce, load_algorithm
+
+    nodes = _count_arg("--nodes", args.nodes, lo=1)
+    latency = _number_arg("--latency", args.latency, lo=0)
+    rate = _number_arg("--rate", args.rate, lo=0, lo_open=True)
+    size = _count_arg("--size", args.size, lo=1)
+    tie_seed = None if args.tie_seed is None else _count_arg("--tie-seed", args.tie_seed, lo=0)
+    cls = load_algorithm(args.algorithm, "--algorithm")
+    run = allreduce(cls, nodes, latency, rate, size, tie_seed=tie_seed)
+    out = {"algorithm": args.algorithm, "nodes": nodes, "latency_s": latency,
+           "rate_bytes_per_s": rate, "size": size, "time_s": run.time_s,
+           "messages": run.messages, "bytes": run.bytes, "wall_s": run.wall_s}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.algorithm} allreduce of {size} float64 on {nodes} nodes "
+              f"(latency {latency:g} s, {rate:g} B/s): {run.time_s:f} s virtual, "
+              f"{run.messages} messages, {run.wall_s:.3g} s wall")
+    return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

@@ -3,11 +3,34 @@
 An :class:`EventLoop` runs tasks (``async def`` coroutines, each with a
 :class:`Handle`) in virtual time; a :class:`SwitcherNetwork` delivers
 :class:`Message` s between :class:`Node` s through a fluid-flow switch model
-(:class:`GreedyDropSwitcher`). See ``docs/packetnet.md``.
+(:class:`GreedyDropSwitcher`). Node programs are :class:`Atom` s, written
+once against a :class:`Runtime`; the allreduce algorithms are atoms. See
+``docs/packetnet.md``.
 """
 
-from ._loop import Event, EventLoop, Handle, Stream, Timer
+from ._allreduce import (
+    ALGORITHMS,
+    FLOP_TIME_S,
+    TABLE_ROWS,
+    TABLE_SIZES,
+    Allreduce,
+    NaiveAllreduce,
+    StreamAllreduce,
+    TreeAllreduce,
+    allreduce,
+    format_table,
+    load_algorithm,
+    make_allreduce,
+    table,
+)
+from ._atoms import Atom, AtomRun, Packet, Runtime, interrupt, routes, run_atoms, size_of
+from ._loop import Deadlock, Event, EventLoop, Handle, Stream, Timer
 from ._network import GreedyDropSwitcher, Message, Node, SwitcherNetwork
 
-__all__ = ["Event", "EventLoop", "GreedyDropSwitcher", "Handle", "Message", "Node", "Stream",
-           "SwitcherNetwork", "Timer"]
+__all__ = [
+    "ALGORITHMS", "FLOP_TIME_S", "TABLE_ROWS", "TABLE_SIZES", "Allreduce", "Atom", "AtomRun",
+    "Deadlock", "Event", "EventLoop", "GreedyDropSwitcher", "Handle", "Message",
+    "NaiveAllreduce", "Node", "Packet", "Runtime", "Stream", "StreamAllreduce",
+    "SwitcherNetwork", "Timer", "TreeAllreduce", "allreduce", "format_table", "interrupt",
+    "load_algorithm", "make_allreduce", "routes", "run_atoms", "size_of", "table",
+]

@@ -12,6 +12,24 @@ from typing import Any
 import numpy as np
 
 from .._checks import integer, number
+from ..errors import SimulationFault
+
+
+class Deadlock(SimulationFault, ValueError):
+    """Every task waits and nothing is scheduled: the program can never go on
+    (a fault of the program, so also a ``ValueError``: the CLI exits with 2).
+
+    Attributes:
+        time_s: the virtual time it stopped at; waiting: each waiting task,
+            with the streams it waits on.
+    """
+
+    def __init__(self, time_s: float, waiting: list[str]) -> None:
+        shown = "; ".join(waiting[:8]) + (f"; and {len(waiting) - 8} more"
+                                           if len(waiting) > 8 else "")
+        super().__init__(f"deadlock at t = {time_s:g} s: nothing is scheduled and "
+                         f"{len(waiting)} task(s) wait: {shown}")
+        self.time_s, self.waiting = time_s, waiting
 
 
 class Stream:
@@ -38,12 +56,13 @@ class Event:
 
 @dataclass(order=True)
 class Timer:
-    """An event due at ``time_s`` (virtual seconds) on a stream; :meth:`cancel` drops it."""
+    """An event due at ``time_s`` (virtual seconds) on a stream (or, with
+    ``stream`` None, a call of ``message``); :meth:`cancel` drops it."""
 
     time_s: float
     tie: float
     seq: int
-    stream: Stream = field(compare=False)
+    stream: Stream | None = field(compare=False)
     message: Any = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
 
@@ -124,6 +143,7 @@ class EventLoop:
             integer("tie_seed", tie_seed, lo=0))
         self._ready: deque = deque()        # (task, value to send)
         self._waiting: dict[Stream, list] = {}  # stream -> tasks polling it
+        self._names: dict = {}  # task -> its name
         self.live = 0
 
     def stream(self) -> Stream:
@@ -132,19 +152,52 @@ class EventLoop:
 
     def schedule(self, stream: Stream, message: Any, delay: float) -> Timer:
         """Deliver ``message`` on ``stream`` at ``time + delay``."""
+        return self._at(self.time + delay, stream, message)
+
+    def call_at(self, time_s: float, fn: Callable[[], Any]) -> Timer:
+        """Call ``fn()`` at virtual time ``time_s`` (as an event: in time order with the others)."""
+        return self._at(time_s, None, fn)
+
+    def _at(self, time_s: float, stream: Stream | None, message: Any) -> Timer:
         tie = float(self._rng.random()) if self._rng is not None else 0.0
-        t = Timer(self.time + delay, tie, self._seq, stream, message)
+        t = Timer(time_s, tie, self._seq, stream, message)
         self._seq += 1
         heapq.heappush(self._timers, t)
         return t
 
-    def go(self, fn: Callable[[Handle], Coroutine]) -> None:
-        """Start ``fn(handle)`` (an ``async def``) as a task."""
-        self._ready.append((fn(Handle(self)), None))
+    def deliver(self, stream: Stream, message: Any, time_s: float) -> None:
+        """Deliver ``message`` on ``stream`` now (``time_s``: now, from a :meth:`call_at`)."""
+        self.time = max(self.time, time_s)
+        self._deliver(Event(stream, message))
+
+    def tie_order(self, n: int) -> list[int]:
+        """The order in which to deliver ``n`` events due at one instant."""
+        if self._rng is None:
+            return list(range(n))
+        return self._rng.permutation(n).tolist()
+
+    def go(self, fn: Callable[[Handle], Coroutine], name: str | None = None) -> None:
+        """Start ``fn(handle)`` (an ``async def``) as a task (``name``: for messages)."""
+        task = fn(Handle(self))
+        self._names[task] = name or getattr(fn, "__qualname__", None) or f"task {len(self._names)}"
+        self._ready.append((task, None))
         self.live += 1
 
     def run(self) -> None:
-        """Run until every task has finished (``time``: the last delivery to a live task)."""
+        """Run until every task has finished (``time``: the last delivery to a live task).
+
+        Raises:
+            Deadlock: tasks still wait and nothing is scheduled.
+        """
+        try:
+            self._run()
+        except BaseException:
+            for task in list(self._names):  # no task is left half-run
+                task.close()
+            self._names.clear()
+            raise
+
+    def _run(self) -> None:
         while True:
             while self._ready:
                 task, value = self._ready.popleft()
@@ -152,16 +205,30 @@ class EventLoop:
                     wait = task.send(value)
                 except StopIteration:
                     self.live -= 1
+                    del self._names[task]
                     continue
                 for s in wait.streams:
                     self._waiting.setdefault(s, []).append((task, wait))
-            if self.live == 0 or not self._timers:
+            if self.live == 0:
                 return
+            if not self._timers:
+                raise Deadlock(self.time, self._waiters())
             t = heapq.heappop(self._timers)
             if t.cancelled:
                 continue
             self.time = max(self.time, t.time_s)
-            self._deliver(Event(t.stream, t.message))
+            if t.stream is None:
+                t.message()
+            else:
+                self._deliver(Event(t.stream, t.message))
+
+    def _waiters(self) -> list[str]:
+        """Each waiting task's name and the streams it waits on."""
+        on: dict = {}
+        for s, waiters in self._waiting.items():
+            for task, _ in waiters:
+                on.setdefault(task, []).append(s)
+        return [f"{self._names[t]} (on {', '.join(map(repr, ss))})" for t, ss in on.items()]
 
     def _deliver(self, event: Event) -> None:
         waiters = self._waiting.get(event.stream)

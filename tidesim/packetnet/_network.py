@@ -9,6 +9,7 @@ import numpy as np
 
 from .._checks import integer, number
 from ..errors import ConfigError
+from ._kernels import add_time, greedy_drop_rates, plan_segment
 from ._loop import Handle, Stream, Timer
 
 
@@ -55,36 +56,10 @@ class GreedyDropSwitcher:
 
     def rates(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Each flow's rate (bytes/s), for flows ``src[k] -> dst[k]`` (int arrays)."""
-        n = self.n
-        count = np.zeros((n, n))
-        np.add.at(count, (src, dst), 1.0)
-        m = (count > 0).astype(float)
-        dests = m.sum(axis=1)
-        m *= np.divide(self.send_rate, dests, out=np.zeros(n), where=dests > 0)[:, None]
-        for d in range(n):
-            col = 0.0
-            for s in range(n):  # in source order, as the reference sums
-                col += m[s, d]
-            if col > self.recv_rate[d]:
-                m[:, d] *= self.recv_rate[d] / col
-        return m[src, dst] / count[src, dst]
-
-
-class _Flight:
-    __slots__ = ("msg", "rem_lat", "rem_size", "rate", "timer")
-
-    def __init__(self, msg: Message, rem_lat: float, rem_size: float) -> None:
-        self.msg, self.rem_lat, self.rem_size = msg, rem_lat, rem_size
-        self.rate = 0.0
-        self.timer: Timer | None = None
-
-    def add_time(self, t: float) -> None:
-        """Latency is paid first, then bytes at the flow's rate."""
-        if t < self.rem_lat:
-            self.rem_lat -= t
-        else:
-            self.rem_size -= self.rate * (t - self.rem_lat)
-            self.rem_lat = 0.0
+        out = np.empty(len(src))
+        greedy_drop_rates(np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                          self.send_rate, self.recv_rate, out)
+        return out
 
 
 class SwitcherNetwork:
@@ -121,55 +96,80 @@ class SwitcherNetwork:
         self.switcher, self.nodes = switcher, list(nodes)
         self.latency_s = number("network.latency_s", latency_s, lo=0)
         self._index = {id(nd): k for k, nd in enumerate(self.nodes)}
-        # segments (start, end, [(flight, its latency, bytes, rate at start)])
-        self._plan: list[tuple[float, float, list]] = []
+        self.sent = 0
+        self.sent_bytes = 0.0
+        # the flights of the current plan segment, as they were at its start
+        self._msgs: list[Message] = []
+        self._src = np.zeros(0, np.int64)
+        self._dst = np.zeros(0, np.int64)
+        self._lat = np.zeros(0)
+        self._size = np.zeros(0)
+        self._rate = np.zeros(0)
+        self._done = np.zeros(0, bool)
+        self._t0 = self._seg_start = self._seg_end = 0.0
+        self._timer: Timer | None = None
+        self._loop = None
 
     def send(self, h: Handle, *msgs: Message) -> None:
+        """Put ``msgs`` on the network now, and plan again."""
         now = h.time
-        flights = self._stop_plan(now)
+        idx = self._index
         for m in msgs:
             for end in (m.source, m.dest):
-                if id(end) not in self._index:
+                if id(end) not in idx:
                     raise ConfigError("message.node", end, "must be a node of the network")
-            flights.append(_Flight(m, self.latency_s, float(m.size)))
-        self._create_plan(h, now, flights)
+        self._loop = h.loop
+        # the plan stops where it is; a segment that ends now delivers first
+        while self._msgs and self._seg_end <= now:
+            self._next_segment()
+        if self._msgs:
+            add_time(self._lat, self._size, self._rate, now - self._seg_start)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if msgs:
+            k = len(msgs)
+            self.sent += k
+            self._msgs.extend(msgs)
+            sizes = [float(m.size) for m in msgs]
+            self.sent_bytes += sum(sizes)
+            self._src = np.concatenate((self._src, [idx[id(m.source)] for m in msgs]))
+            self._dst = np.concatenate((self._dst, [idx[id(m.dest)] for m in msgs]))
+            self._lat = np.concatenate((self._lat, np.full(k, self.latency_s)))
+            self._size = np.concatenate((self._size, sizes))
+            self._rate = np.zeros(len(self._msgs))
+            self._done = np.zeros(len(self._msgs), bool)
+        self._t0 = self._seg_start = now
+        self._plan()
 
-    def _stop_plan(self, now: float) -> list[_Flight]:
-        for start, end, state in self._plan:
-            if start <= now < end:
-                out = []
-                for f, lat, size, rate in state:
-                    f.rem_lat, f.rem_size, f.rate = lat, size, rate
-                    f.add_time(now - start)
-                    if f.timer is not None:
-                        f.timer.cancel()
-                        f.timer = None
-                    out.append(f)
-                return out
-        return []
+    def _plan(self) -> None:
+        """The rates and end of the segment that starts at ``_seg_start``; a timer at its end."""
+        if not self._msgs:
+            return
+        first = plan_segment(self._src, self._dst, self._lat, self._size,
+                             self.switcher.send_rate, self.switcher.recv_rate,
+                             self._rate, self._done)
+        # the reference's float arithmetic: a delay from the plan's origin
+        self._seg_end = self._t0 + ((self._seg_start - self._t0) + first)
+        self._timer = self._loop.call_at(self._seg_end, self._on_segment_end)
 
-    def _create_plan(self, h: Handle, now: float, flights: list[_Flight]) -> None:
-        self._plan = []
-        seg_start = now
-        idx = self._index
-        while flights:
-            src = np.array([idx[id(f.msg.source)] for f in flights])
-            dst = np.array([idx[id(f.msg.dest)] for f in flights])
-            rates = self.switcher.rates(src, dst)
-            for f, r in zip(flights, rates.tolist(), strict=True):
-                f.rate = r
-            eta = [max(0.0, f.rem_lat + f.rem_size / f.rate) for f in flights]
-            first = min(eta)
-            delay = (seg_start - now) + first
-            seg_end = now + delay
-            self._plan.append((seg_start, seg_end,
-                               [(f, f.rem_lat, f.rem_size, f.rate) for f in flights]))
-            rest = []
-            for f, e in zip(flights, eta, strict=True):
-                if e == first:
-                    f.timer = h.schedule(f.msg.dest.incoming, f.msg, delay)
-                else:
-                    f.add_time(seg_end - seg_start)
-                    rest.append(f)
-            flights = rest
-            seg_start = seg_end
+    def _on_segment_end(self) -> None:
+        self._timer = None
+        self._next_segment()
+
+    def _next_segment(self) -> None:
+        """Deliver the flights that end the segment; advance the others to its end."""
+        done = self._done
+        loop, end = self._loop, self._seg_end
+        ending = np.flatnonzero(done).tolist()
+        for j in loop.tie_order(len(ending)):
+            m = self._msgs[ending[j]]
+            loop.deliver(m.dest.incoming, m, end)
+        keep = ~done
+        self._msgs = [m for m, d in zip(self._msgs, done.tolist(), strict=True) if not d]
+        self._src, self._dst = self._src[keep], self._dst[keep]
+        self._lat, self._size, self._rate = self._lat[keep], self._size[keep], self._rate[keep]
+        self._done = done[keep]
+        add_time(self._lat, self._size, self._rate, end - self._seg_start)
+        self._seg_start = end
+        self._plan()

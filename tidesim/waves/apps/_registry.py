@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..._checks import integer
+from ..._paths import import_file
 from ...errors import ConfigError
 from .._graph import App
 from . import _allreduce_ring, _allreduce_tree, _counter, _kv, _life, _pipeline
@@ -79,9 +78,6 @@ def get_app(name: str, n_nodes: int, **params) -> App:
     return make(n, **params)
 
 
-_loaded = 0
-
-
 def load_app(name_or_path: str | Path, n_nodes: int) -> App:
     """A built-in app by name, or the app a Python file defines.
 
@@ -100,28 +96,14 @@ def load_app(name_or_path: str | Path, n_nodes: int) -> App:
         ConfigError: an unknown name, a missing file, a file that defines
             neither, or something else than an App.
     """
-    global _loaded
     if isinstance(name_or_path, str) and name_or_path in _APPS:
         return get_app(name_or_path, n_nodes)
     n = integer("n_nodes", n_nodes, lo=1)
     if not isinstance(name_or_path, (str, Path)):
         raise ConfigError("app", name_or_path, "must be an app name or a path to a FILE.py")
     path = Path(name_or_path)
-    if path.suffix != ".py" or not path.is_file():
-        raise ConfigError("app", str(name_or_path),
-                          f"must be one of {', '.join(_APPS)} or an existing FILE.py")
-    _loaded += 1
-    mod_name = f"_tidesim_app_{_loaded}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError("app", str(path), "must be a Python file that can be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module  # dataclasses and Numba's cache look modules up
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        del sys.modules[mod_name]
-        raise
+    module = import_file("app", name_or_path,
+                         f"must be one of {', '.join(_APPS)} or an existing FILE.py")
     make = getattr(module, "make_app", None)
     if callable(make):
         app, what = make(n), "make_app(n_nodes)"
