@@ -143,3 +143,30 @@ def test_register_backend(monkeypatch):
         register_backend("bad", dict)
     with pytest.raises(ConfigError, match="must be a non-empty name"):
         register_backend("", _Renamed)
+
+
+def test_atoms_give_the_packet_networks_sums_on_every_backend(backend):
+    """The same allreduce atoms run on the packet network, in process over
+    the system's links, and on every backend's nodes (packets forwarded
+    around the ring): every node ends with the packet network's sums, bit
+    for bit (each algorithm adds in one fixed order; the values are not
+    integers, so another order would show), with the same messages."""
+    from tidesim.packetnet import allreduce, make_allreduce
+
+    sysm = system(seed=2)
+    n, size = sysm.n_nodes, 37
+    vectors = np.random.default_rng(7).standard_normal((n, size))
+    sums = set()
+    with backend.start(sysm) as run:
+        for algorithm in ("naive", "tree", "stream"):
+            want = allreduce(algorithm, n, 1e-3, 1e6, size, vectors=vectors)
+            got = run.run_atoms(make_allreduce(algorithm, n, size, vectors))
+            assert (got.messages, got.bytes) == (want.messages, want.bytes)
+            assert len(got.results) == n
+            for a, b in zip(got.results, want.results, strict=True):
+                assert a.tobytes() == b.tobytes(), algorithm
+            sums.add(want.results[0].tobytes())
+        # the run goes on after its atoms: the links carry frames again
+        run.advance(0.5)
+        assert run.time_s == 0.5
+    assert len(sums) > 1  # the orders of addition differ in the last bits

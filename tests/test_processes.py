@@ -23,6 +23,7 @@ from tidesim.backends import NodeFailure, make_backend
 from tidesim.backends._nodeproc import netns_available
 from tidesim.config import build_system, load_config, validate
 from tidesim.errors import ConfigError
+from tidesim.packetnet import Atom
 
 pytestmark = pytest.mark.backend_processes
 PRESET = "hitl-cycle5"
@@ -90,19 +91,27 @@ def test_node_killed_while_running_calendars_is_named():
     net = LogicalNetwork(sysm.n_nodes, sysm.topology.links, [5] * len(sysm.topology.links))
     sched = schedule(get_app("counter", sysm.n_nodes).graph(), net)
     run = make_backend("processes").start(sysm)
-    pids = list(run.pids)
     run.advance(0.1)
     run.execute(sched, 3)  # compiled and warm: the next run starts at once
-    killer = threading.Timer(1.0, os.kill, (pids[1], signal.SIGKILL))
+    # minutes of work, were it not stopped
+    kill_and_expect_named(run, 1, 1.0, lambda: run.execute(sched, 10**7), "0.1")
+
+
+def kill_and_expect_named(run, node: int, after_s: float, work, stopped_at: str) -> None:
+    """Kill ``node`` ``after_s`` into ``work()``: the failure names it within
+    5 s, and nothing of the run is left."""
+    pids = list(run.pids)
+    killer = threading.Timer(after_s, os.kill, (pids[node], signal.SIGKILL))
     killer.start()
     t0 = time.monotonic()
     try:
-        with pytest.raises(NodeFailure, match=rf"^node 1: process {pids[1]} died \(killed by "
-                                              r"signal 9\); the run stopped at t=0.1 s"):
-            run.execute(sched, 10**7)  # minutes of work, were it not stopped
+        with pytest.raises(NodeFailure, match=rf"^node {node}: process {pids[node]} died "
+                                              rf"\(killed by signal 9\); the run stopped at "
+                                              rf"t={stopped_at} s"):
+            work()
     finally:
         killer.cancel()
-    assert time.monotonic() - t0 < 1.0 + 5.0
+    assert time.monotonic() - t0 < after_s + 5.0
     assert run.stopped and wait_gone(pids) and our_netns() == []
 
 
@@ -215,3 +224,90 @@ def test_cli_ctrl_c_stops_every_node():
     assert wait_gone(pids)
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"tidesim-{proc.pid}-" not in ns
+
+
+class Stuck(Atom):
+    """Node 0 finishes at once; the others wait for a packet nobody sends
+    (after sleeping a minute, with ``how="sleep"``; node 3 fails, with ``"raise"``)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    async def invoke(self, rt):
+        if rt.node == 0:
+            return "done"
+        if self.how == "sleep":
+            await rt.sleep(60.0)
+        elif self.how == "raise" and rt.node == 3:
+            rt.send(99, "nowhere")
+        await rt.recv("never")
+
+
+def _atoms(n, how):
+    return [Stuck(how) for _ in range(n)]
+
+
+def test_atoms_that_never_finish_are_named_and_stopped():
+    from tidesim.errors import SimulationFault
+
+    run = make_backend("processes").start(system())
+    pids = list(run.pids)
+    t0 = time.monotonic()
+    with pytest.raises(SimulationFault, match=r"^nodes 1, 2, 3, 4: no 'atom_done' within 1 s "
+                                              r"\(a deadlock, or a lost message\)"):
+        run.run_atoms(_atoms(5, "wait"), timeout_s=1.0)
+    assert time.monotonic() - t0 < 4.0
+    assert run.stopped and wait_gone(pids) and our_netns() == []
+
+
+def test_an_atom_that_raises_is_named_with_its_error():
+    from tidesim.errors import SimulationFault
+
+    run = make_backend("processes").start(system())
+    pids = list(run.pids)
+    with pytest.raises(SimulationFault, match=r"^node 3: its atom failed: ConfigError: "
+                                              r"send.dest: must be an integer in \[0, 4\], "
+                                              r"got 99; the nodes were stopped$"):
+        run.run_atoms(_atoms(5, "raise"), timeout_s=30.0)
+    assert run.stopped and wait_gone(pids) and our_netns() == []
+
+
+def test_node_killed_while_running_atoms_is_named_within_5_s():
+    run = make_backend("processes").start(system())
+    kill_and_expect_named(run, 2, 0.5, lambda: run.run_atoms(_atoms(5, "sleep"), timeout_s=60.0),
+                          "0.0")
+
+
+def test_big_vectors_cross_without_waiting_on_full_buffers():
+    """Every node sends every other 8 MB at once (more than a socket buffer
+    holds), forwarded around the ring: queued sends keep it moving."""
+    import numpy as np
+
+    from tidesim.packetnet import make_allreduce
+
+    sysm = system()
+    n, size = sysm.n_nodes, 1_000_000
+    vectors = np.arange(n, dtype=float)[:, None] * np.ones(size)
+    with make_backend("processes").start(sysm) as run:
+        got = run.run_atoms(make_allreduce("naive", n, size, vectors), timeout_s=60.0)
+    for r in got.results:
+        assert (r == n * (n - 1) / 2).all()
+
+
+def test_atoms_that_cannot_travel_are_refused_before_anything_runs():
+    class Locked(Atom):
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        async def invoke(self, rt):
+            return None
+
+    with make_backend("processes").start(system()) as run:
+        with pytest.raises(ConfigError, match=r"^atoms\[0\]: must be picklable to run on "
+                                              r"the nodes \(TypeError: cannot pickle "):
+            run.run_atoms([Locked() for _ in range(5)])
+        # nothing was sent: the nodes still run atoms
+        from tidesim.packetnet import make_allreduce
+
+        got = run.run_atoms(make_allreduce("tree", 5, 3, [[1.0, 2.0, 3.0]] * 5))
+        assert [r.tolist() for r in got.results] == [[5.0, 10.0, 15.0]] * 5

@@ -38,6 +38,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -80,6 +81,24 @@ def recv_msg(sock: socket.socket) -> Any:
     """The next message of :func:`send_msg` (EOFError when the peer is gone)."""
     (n,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
     return pickle.loads(_recv_exact(sock, n))
+
+
+def _pickle_atom(obj: Any, cls: type) -> bytes:
+    """``obj`` pickled for a node, with ``cls`` (an atom's class) by value
+    where it comes from outside tidesim: a script's or a test's module is
+    not one the node can import."""
+    module = sys.modules.get(cls.__module__)
+    if cls.__module__.split(".")[0] != "tidesim" and module is not None:
+        try:
+            import cloudpickle
+        except ImportError:  # the class travels by name, as plain pickle sends it
+            return pickle.dumps(obj, protocol=5)
+        cloudpickle.register_pickle_by_value(module)
+        try:
+            return cloudpickle.dumps(obj, protocol=5)
+        finally:
+            cloudpickle.unregister_pickle_by_value(module)
+    return pickle.dumps(obj, protocol=5)
 
 
 # ----------------------------------------------------------------------------- namespaces
@@ -267,6 +286,11 @@ def _node_loop(ctl: socket.socket, node: int, netns: str | None, where: str) -> 
             send_msg(ctl, ("ran", it, changed, part.range_fault, part.log))
         elif cmd[0] == "app":
             if not _run_app(ctl, node, cmd, outs, ins, link_timeout_s):
+                return
+        elif cmd[0] == "atoms":
+            from ._nodeatoms import run_atom
+
+            if not run_atom(ctl, node, cmd, outs, ins, link_timeout_s, send_msg, recv_msg):
                 return
         elif cmd[0] == "commit":
             part.commit()
@@ -693,6 +717,9 @@ class ProcessRun(HardwareRun):
             self._fail_dead(j)
         if msg[0] == "link":
             self._fail_link(msg[1], j, msg[2])
+        if msg[0] == "atom_failed":
+            self._teardown()
+            raise SimulationFault(f"node {j}: its atom failed: {msg[1]}; the nodes were stopped")
         if msg[0] != kind:
             raise RuntimeError(f"node {j}: expected {kind!r}, got {msg[0]!r}")
         return msg
@@ -704,18 +731,27 @@ class ProcessRun(HardwareRun):
             except OSError:  # its end is closed: the node is gone
                 self._fail_dead(j)
 
-    def _gather(self, kind: str) -> list:
+    def _gather(self, kind: str, timeout_s: float | None = None) -> list:
         """One ``kind`` reply from every node, in any order; a node that dies
-        meanwhile fails the run at once."""
+        meanwhile fails the run at once, and so does one whose reply does
+        not come within ``timeout_s``."""
         n = len(self._socks)
         replies: list = [None] * n
         sel = selectors.DefaultSelector()
         for j, c in enumerate(self._socks):
             sel.register(c, selectors.EVENT_READ, j)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             left = n
             while left:
-                ready = sel.select(timeout=1.0)
+                ready = sel.select(timeout=1.0 if deadline is None else
+                                   max(0.0, min(1.0, deadline - time.monotonic())))
+                if deadline is not None and not ready and time.monotonic() >= deadline:
+                    waiting = [j for j in range(n) if replies[j] is None]
+                    self._teardown()
+                    raise SimulationFault(
+                        f"nodes {', '.join(map(str, waiting))}: no {kind!r} within "
+                        f"{timeout_s:g} s (a deadlock, or a lost message); the nodes were stopped")
                 if not ready:
                     for j in range(n):
                         if replies[j] is None and not self._node_alive(j):
@@ -848,6 +884,59 @@ class ProcessRun(HardwareRun):
             whole.merge(part)
         self.app_stats = [stats for _, _, stats in done]
         return whole.result(wall)
+
+    def run_atoms(self, atoms, *, timeout_s: float = 60.0, tie_seed: int | None = None):
+        """Each node runs its atom in wall time; packets go over the node's link
+        connections, forwarded along shortest paths (``tie_seed`` has no use
+        here: real time breaks ties).
+
+        The result's ``time_s`` and ``wall_s`` count from when every node
+        was told to start until the last atom finished; ``finish_s`` is
+        each node's own.
+
+        Raises:
+            SimulationFault: an atom raised (its node and error named), or the
+                atoms did not all finish within ``timeout_s`` (the nodes
+                still waiting named); the nodes are stopped.
+            NodeFailure: a node died or a link failed.
+        """
+        from ..packetnet._atoms import AtomRun, routes
+
+        atoms = self._check_atoms(atoms, timeout_s)
+        n = len(atoms)
+        hops = routes(n, self.system.topology.links)
+        if (hops < 0).any():
+            a, b = np.argwhere(hops < 0)[0].tolist()
+            raise ConfigError("atoms", f"node {a} -> node {b}",
+                              "must be connected: every node must reach every other over "
+                              "the system's links")
+        cmds = []
+        for j, atom in enumerate(atoms):
+            try:
+                cmds.append(_pickle_atom(("atoms", atom, hops[j], n), type(atom)))
+            except Exception as exc:  # noqa: BLE001 (whatever pickle raises, said in one line)
+                raise ConfigError(f"atoms[{j}]", type(atom).__name__,
+                                  f"must be picklable to run on the nodes "
+                                  f"({type(exc).__name__}: {exc})") from None
+        try:
+            for j, c in enumerate(self._socks):
+                try:
+                    c.sendall(_HEADER.pack(len(cmds[j])) + cmds[j])
+                except OSError:
+                    self._fail_dead(j)
+            self._gather("atoms_ready")
+            t0 = time.perf_counter()
+            self._broadcast(("atoms_go",))
+            done = self._gather("atom_done", timeout_s=timeout_s)
+            wall = time.perf_counter() - t0
+            self._broadcast(("atoms_end",))
+            self._gather("atoms_ended")
+        except KeyboardInterrupt:
+            self._teardown()
+            raise
+        return AtomRun([d[1] for d in done], wall, sum(d[2]["sent"] for d in done),
+                       sum(d[2]["bytes"] for d in done), wall,
+                       [d[2]["finish_s"] for d in done])
 
     def trace(self, *, requested_until_s=None):
         from ..models._partition import join_records

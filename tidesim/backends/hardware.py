@@ -131,6 +131,43 @@ class HardwareRun(abc.ABC):
         return execute(sched, iterations, flip_probability=flip_probability, seed=seed,
                        crash=crash, fault_cycles=fault_cycles)
 
+    def run_atoms(self, atoms, *, timeout_s: float = 60.0, tie_seed: int | None = None):
+        """Run one :class:`~tidesim.packetnet.Atom` per node; an
+        :class:`~tidesim.packetnet.AtomRun`.
+
+        The default runs them in this process, in virtual time, over the
+        system's links (:func:`~tidesim.packetnet.run_on_links`): each link
+        carries one 64-bit frame per nominal tick (``8 * f_nom_hz``
+        bytes/s) after its latency, and a packet for a node further away
+        hops along shortest paths. A backend with nodes elsewhere runs each
+        atom on its node, in wall time, with packets over the node's link
+        connections (``timeout_s``: how long the atoms may take).
+
+        Raises:
+            ConfigError: not one atom per node, a system whose nodes cannot
+                all reach each other, or a stopped run.
+            Deadlock: (in process) every atom waits and no packet is on its way.
+        """
+        from ..packetnet._links import run_on_links
+
+        atoms = self._check_atoms(atoms, timeout_s)
+        topo = self.system.topology
+        return run_on_links(atoms, topo.links, topo.latency_s, 8.0 * self.system.f_nom_hz,
+                            tie_seed=tie_seed)
+
+    def _check_atoms(self, atoms, timeout_s: float) -> list:
+        from .._checks import number
+        from ..packetnet._atoms import check_atoms
+
+        if self.stopped:
+            raise ConfigError("run_atoms", "atoms", "the run was stopped")
+        number("run_atoms.timeout_s", timeout_s, lo=0, lo_open=True)
+        atoms = check_atoms(atoms)
+        if len(atoms) != self.system.n_nodes:
+            raise ConfigError("atoms", len(atoms),
+                              f"must be one per node of the system ({self.system.n_nodes})")
+        return atoms
+
     def _check_schedule(self, sched) -> None:
         """Refuse a schedule whose network is not this system's nodes and links."""
         if self.stopped:

@@ -137,6 +137,7 @@ class Runtime(abc.ABC):
         self._next_future = 0
         self._in_handler = 0
         self.sent = 0
+        self.bytes_sent = 0.0
         self.received = 0
 
     # ------------------------------------------------------------ what the backend provides
@@ -169,6 +170,7 @@ class Runtime(abc.ABC):
         size = size_of(payload) if size_bytes is None else number(
             "send.size_bytes", size_bytes, lo=0)
         self.sent += 1
+        self.bytes_sent += size
         self._put(Packet(self.node, dest, kind, payload, size, future))
 
     def future(self, handler: Callable[[Runtime, Packet], Any],
@@ -376,3 +378,56 @@ def run_atoms(atoms: Sequence[Atom], *, latency_s: float, rate_bytes_per_s: floa
 
     return run_on_loop(loop, atoms, [nd.incoming for nd in nodes], put,
                        lambda: (net.sent, net.sent_bytes))
+
+
+# ------------------------------------------------------------------ in wall time
+
+class _Request:
+    """What a wall-time runtime awaits: its driver serves it (see :func:`drive`)."""
+
+    __slots__ = ("what", "arg")
+
+    def __init__(self, what: str, arg: Any = None) -> None:
+        self.what, self.arg = what, arg
+
+    def __await__(self):
+        return (yield self)
+
+
+def drive(coro, serve: Callable[[str, Any], Any]) -> Any:
+    """Run ``coro`` to its end, serving each request it awaits with
+    ``serve(what, arg)`` (``"take"``: the next packet; ``"pause"``: ``arg``
+    seconds pass); returns what the coroutine returns."""
+    value = None
+    while True:
+        try:
+            req = coro.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value = serve(req.what, req.arg)
+
+
+class WallRuntime(Runtime):
+    """A runtime in wall time, for nodes on real hardware: ``put`` sends a
+    packet; the coroutine's waits are served by :func:`drive`.
+
+    ``time_s`` counts from ``t0`` (a ``time.monotonic()`` reading).
+    """
+
+    def __init__(self, atom: Atom, node: int, n_nodes: int,
+                 put: Callable[[Packet], None], t0: float) -> None:
+        super().__init__(atom, node, n_nodes)
+        self._send, self._t0 = put, t0
+
+    @property
+    def time_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _put(self, packet: Packet) -> None:
+        self._send(packet)
+
+    async def _take(self) -> Packet:
+        return await _Request("take")
+
+    async def _pause(self, dt_s: float) -> None:
+        await _Request("pause", dt_s)
