@@ -246,3 +246,16 @@ def test_in_process_atoms_run_over_the_systems_links():
     # node 0 -> node 4 is one link of the cycle
     k = sysm.topology.link_index(0, sysm.n_nodes - 1)
     assert got.results[-1] == [8 / (8 * sysm.f_nom_hz) + sysm.topology.latency_s[k]]
+
+
+def test_cli_table_as_json(capsys):
+    from test_packetnet import PUBLISHED_TABLE
+
+    from tidesim.cli import main
+
+    assert main(["packetnet", "table", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 15 and set(rows[0]) == {"nodes", "latency_s", "rate_bytes_per_s", "size",
+                                                "naive", "tree", "stream"}
+    last = PUBLISHED_TABLE.splitlines()[-1].strip("| ").split(" | ")
+    assert [f"{rows[-1][k]:f}" for k in ("naive", "tree", "stream")] == last[4:]
