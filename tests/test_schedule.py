@@ -375,3 +375,19 @@ def test_a_buffer_fault_corrupts_what_crosses_the_link_afterwards(ring_schedule)
     clean = execute(ring_schedule, 20)
     assert not clean.first_corrupted()
     assert _same(clean.outputs, functional_run(ring_schedule.graph, 20).outputs)
+
+
+def test_memory_beyond_the_hardware_is_refused_before_scheduling(monkeypatch):
+    """The memory layout is known before any metacycle is tried: an app too
+    big for the Tx memory is refused without a single attempt (scheduling
+    it word by word could take minutes)."""
+    from tidesim.calendars import _schedule
+    from tidesim.waves.apps import get_app
+
+    tried = []
+    monkeypatch.setattr(_schedule._Plan, "attempt", lambda self, M: tried.append(M))
+    app = get_app("allreduce-ring", 5, length=8192)
+    with pytest.raises(ConfigError, match=r"^hardware.tx_words: is too small: node \d needs "):
+        schedule(app.graph(), LogicalNetwork.ring(5, latency_cycles=4), "one-to-one",
+                 hardware=Hardware())
+    assert tried == []

@@ -380,6 +380,10 @@ def schedule(graph, network: LogicalNetwork, placement="greedy", *,
             raise ConfigError("placement", np.asarray(placement).tolist(),
                               f"must give a node 0..{network.n_nodes - 1} per instance")
     plan = _Plan(graph, network, nodes)
+    if hardware is not None:
+        from ._tables import check_memory
+
+        check_memory(plan.tx_words, plan.rx_words, hardware)
     if metacycle_cycles is not None:
         M = int(metacycle_cycles)
         result = plan.attempt(M)

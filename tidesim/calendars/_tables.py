@@ -132,14 +132,23 @@ def calendars_of(sched, tables: Tables | None = None, hardware=None) -> list[dic
     return out
 
 
-def check_hardware(sched, hardware) -> None:
-    """Refuse a schedule that needs more memory or calendar depth than ``hardware`` has."""
-    for what, used, cap in (("tx_words", sched.tx_words, hardware.tx_words),
-                            ("rx_words", sched.rx_words, hardware.rx_words)):
+def check_memory(tx_words, rx_words, hardware) -> None:
+    """Refuse Tx/Rx memories (words per node, int64 ``[N]``) beyond ``hardware``'s.
+
+    The layout is known before any metacycle is tried, so this refuses an app
+    at once, where scheduling it first could take minutes.
+    """
+    for what, used, cap in (("tx_words", tx_words, hardware.tx_words),
+                            ("rx_words", rx_words, hardware.rx_words)):
         if used.max(initial=0) > cap:
             n = int(np.argmax(used))
             raise ConfigError(f"hardware.{what}", int(cap),
                               f"is too small: node {n} needs {int(used[n])} words")
+
+
+def check_hardware(sched, hardware) -> None:
+    """Refuse a schedule that needs more memory or calendar depth than ``hardware`` has."""
+    check_memory(sched.tx_words, sched.rx_words, hardware)
     from dataclasses import replace
 
     from ._calendar import MAX_CALENDAR_DEPTH
