@@ -822,17 +822,17 @@ class ProcessRun(HardwareRun):
         return self
 
     def _window(self, t1: float) -> None:
-        it = 0
-        key = self._allst.find([])
-        while True:
-            self._broadcast(("run", t1, it, key))
+        from ..models._partition import settle_window
+
+        sent = [0]
+
+        def step(key):
+            self._broadcast(("run", t1, sent[0], key))
+            sent[0] += 1
             replies = self._gather("ran")
-            it += 1
-            new_key = self._allst.find([r[4] for r in replies])
-            if not any(r[2] for r in replies) and new_key == key:
-                break
-            key = new_key
-        self._allst.settle([r[4] for r in replies], key)
+            return any(r[2] for r in replies), [r[4] for r in replies], replies
+
+        it, replies = settle_window(self._allst, step)
         faults = [r[3] for r in replies if r[3] is not None]
         self._broadcast(("commit",))
         done = self._gather("committed")

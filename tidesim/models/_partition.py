@@ -434,6 +434,29 @@ class AllStable:
             self.count += int(np.sum(np.where(rows[:, 2] > 0, 1, -1)))
 
 
+def settle_window(allst: AllStable, step) -> tuple[int, object]:
+    """Iterate one window to its fixed point.
+
+    ``step(key)`` runs every node over the window once, with ``key`` the
+    all-stable read so far (see :class:`AllStable`), and returns ``(changed,
+    logs, result)``: whether any node's segments changed, each node's
+    detector log, and what the caller keeps. The window is settled once no
+    segment changed and the key holds; returns the iterations and the last
+    ``result``.
+    """
+    key = allst.find([])
+    it = 0
+    while True:
+        changed, logs, result = step(key)
+        it += 1
+        new_key = allst.find(logs)
+        if not changed and new_key == key:
+            break
+        key = new_key
+    allst.settle(logs, key)
+    return it, result
+
+
 def run_split(system, until_s: float, *, fidelity: str = "event", every: int = 0,
               record_controller_state: bool = False, window_s: float | None = None,
               stats: dict | None = None):
@@ -455,21 +478,17 @@ def run_split(system, until_s: float, *, fidelity: str = "event", every: int = 0
         t1 = win.end(t0, until_s)
         ghosts: dict[int, dict[int, Segments]] = {j: {} for j in range(n)}
         prev: list[Segments | None] = [None] * n
-        key = allst.find([])
-        it = 0
-        while True:
+
+        def step(key, t1=t1, ghosts=ghosts, prev=prev):
             outs = [p.run(t1, ghosts[p.node], key) for p in parts]
             changed = any(o != q for o, q in zip(outs, prev, strict=True))
             for p, o in zip(parts, outs, strict=True):
                 for r in p.receivers:
                     ghosts[r][p.node] = o
-            prev = outs
-            it += 1
-            new_key = allst.find([p.log for p in parts])
-            if not changed and new_key == key:
-                break
-            key = new_key
-        allst.settle([p.log for p in parts], key)
+            prev[:] = outs
+            return changed, [p.log for p in parts], outs
+
+        it, outs = settle_window(allst, step)
         for p in parts:
             p.commit()
         asm.add(t1, dict(enumerate(outs)))
