@@ -288,15 +288,16 @@ TABLE_ROWS = ((2, 0.1, 1e6), (16, 1e-3, 1e6), (32, 0.1, 1e6), (32, 0.1, 1e9), (3
 TABLE_SIZES = (10, 10_000, 10_000_000)
 
 
-def table() -> list[dict]:
+def table(*, tie_seed: int | None = None) -> list[dict]:
     """Every cell of the reference table: one dict per row (nodes,
-    latency_s, rate_bytes_per_s, size, and each algorithm's time_s)."""
+    latency_s, rate_bytes_per_s, size, and each algorithm's time_s);
+    ``tie_seed`` shuffles events due at one instant."""
     rows = []
     for n_nodes, lat, rate in TABLE_ROWS:
         for size in TABLE_SIZES:
             row = {"nodes": n_nodes, "latency_s": lat, "rate_bytes_per_s": rate, "size": size}
             for name in ALGORITHMS:
-                row[name] = allreduce(name, n_nodes, lat, rate, size).time_s
+                row[name] = allreduce(name, n_nodes, lat, rate, size, tie_seed=tie_seed).time_s
             rows.append(row)
     return rows
 
