@@ -82,6 +82,20 @@ def _kernels():
     return _kernels
 
 
+_ADVANCE = None
+
+
+def _advance():
+    """The core kernel's compiled entry point (no per-call typing of its
+    arguments: a node-by-node run calls it thousands of times a second)."""
+    global _ADVANCE
+    if _ADVANCE is None:
+        from .._jit import entry_point
+
+        _ADVANCE = entry_point(_kernels().advance)
+    return _ADVANCE
+
+
 def _memory_bytes() -> float:
     """Physical memory of this machine (bytes), or infinity when unknown."""
     try:
@@ -141,7 +155,11 @@ class Simulation:
             step, cparams, cstate = no_control_step, np.zeros(3), np.zeros((n, 1))
         if cparams.size == 0:
             cparams = np.zeros(1)
-        self._step = step
+        from .._jit import function_pointer
+        from ..controllers._contract import STEP_SIGNATURE
+
+        # by address: a dispatcher argument is looked up anew on every advance
+        self._step = function_pointer(step, STEP_SIGNATURE)
         P0 = 1.0 / (f0 * (1.0 + eps0))
         ipar = np.zeros(K.N_IPAR, dtype=np.int64)
         buf = system.buffer
@@ -397,7 +415,7 @@ class Simulation:
         self._requested = until
         self._P.fpar[K.FP_UNTIL] = until
         while True:
-            status = _kernels().advance(self._step, self._P, self._N, self._L, self._R)
+            status = _advance()(self._step, self._P, self._N, self._L, self._R)
             if status == K.ST_OK:
                 self.time_s = until
                 return self
