@@ -164,6 +164,9 @@ def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict, link_tim
             raise
         except Exception as exc:  # noqa: BLE001 (the atom's own failure: reported, not fatal here)
             send_msg(ctl, ("atom_failed", f"{type(exc).__name__}: {exc}"))
+            # stay up, links open, until the coordinator ends the run: a node
+            # that left now would look to its neighbours like a dead one
+            recv_msg(ctl)
             return False
         done = True
         finish_s = time.monotonic() - t0
