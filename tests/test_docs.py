@@ -282,7 +282,7 @@ README_COMMANDS = readme_commands()
 
 def test_readme_commands_are_found() -> None:
     steps = [step.split()[1] for line in README_COMMANDS for step in line.split("&&")]
-    assert set(steps) == {"run", "sweep", "plot"}
+    assert set(steps) == {"run", "sweep", "plot", "packetnet"}
 
 
 @pytest.mark.parametrize("line", README_COMMANDS)
