@@ -128,18 +128,25 @@ def test_cut_link_is_named():
     # node 3 drops everything node 1 sends it: a cut cable, seen from node 3
     links = system().topology.links
     sender = int(next(a for a, b in links if b == 3 and a != 3))
-    res = subprocess.run(["ip", "netns", "exec", run.netns_names[3], "iptables", "-A", "INPUT",
-                          "-i", f"n{sender}", "-j", "DROP"], capture_output=True, text=True)
+    drop_and_expect_named(run, sender, 3, ["ip", "netns", "exec", run.netns_names[3],
+                                           "iptables", "-A", "INPUT", "-i", f"n{sender}",
+                                           "-j", "DROP"])
+    assert wait_gone(run.pids) and our_netns() == []
+
+
+def drop_and_expect_named(run, sender: int, receiver: int, drop: list[str]) -> None:
+    """Run the ``iptables`` command ``drop`` (a cut link ``sender -> receiver``)
+    on a run advanced to 0.3 s: the receiver names the link within 5 s."""
+    res = subprocess.run(drop, capture_output=True, text=True)
     if res.returncode != 0:
         run.stop()
         pytest.skip(f"iptables cannot filter here: {res.stderr.strip()}")
     t0 = time.monotonic()
-    with pytest.raises(NodeFailure, match=rf"^link {sender}->3: node 3 received nothing from "
-                                          rf"node {sender} \(timeout\); the run stopped at "
-                                          r"t=0.3 s"):
+    with pytest.raises(NodeFailure, match=rf"^link {sender}->{receiver}: node {receiver} "
+                                          rf"received nothing from node {sender} \(timeout\); "
+                                          r"the run stopped at t=0.3 s"):
         run.advance(5.0)
     assert time.monotonic() - t0 < 5.0
-    assert wait_gone(run.pids) and our_netns() == []
 
 
 def test_stop_leaves_nothing_and_refuses_more():

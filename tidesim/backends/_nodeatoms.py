@@ -13,7 +13,7 @@ Protocol with the coordinator: ``("atoms", atom, hops, n)`` ->
 (or ``("atom_failed", text)``); then, once every node is done,
 ``("atoms_end",)``: each node sends an end mark on every outgoing link,
 reads every incoming link up to its mark (so nothing of this run is left on
-a link), and answers ``("atoms_ended", dropped)``.
+a link), and answers ``("atoms_ended",)``.
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ from __future__ import annotations
 import pickle
 import select
 import socket
-import struct
 import time
 from collections import deque
 from typing import Any
 
-_HEADER = struct.Struct("!Q")
+from ._nodeproc import _HEADER, _LinkDown, frame, recv_msg, send_msg
+
 _END = "end"
-
-
-class _LinkDown(Exception):
-    def __init__(self, sender: int, why: str) -> None:
-        super().__init__(sender, why)
-        self.sender, self.why = sender, why
 
 
 class _Wire:
@@ -50,10 +44,7 @@ class _Wire:
 
     def put(self, to: int, obj: Any) -> None:
         sock = self.outs[to]
-        data = pickle.dumps(obj, protocol=5)
-        buf = self.wbuf[sock]
-        buf += _HEADER.pack(len(data))
-        buf += data
+        self.wbuf[sock] += frame(pickle.dumps(obj, protocol=5))
         self._flush(sock)
 
     def _flush(self, sock: socket.socket) -> None:
@@ -105,8 +96,8 @@ class _Wire:
         return got, ctl
 
 
-def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict, link_timeout_s: float,
-             send_msg, recv_msg) -> bool:
+def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict,
+             link_timeout_s: float) -> bool:
     """This node's part of a run of atoms (False: a link failed or the run was aborted)."""
     from ..packetnet._atoms import WallRuntime, drive
 
@@ -116,19 +107,14 @@ def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict, link_tim
         return False
     wire = _Wire(outs, ins, ctl)
     inbox: deque = deque()
-    stats = {"forwarded": 0, "dropped": 0}
-    done = False
+    done = False  # this node's atom finished: packets for it are dropped
     ended: set = set()  # in-links whose end mark came
 
     def route(p) -> None:
-        if p.dest == node:
-            if done:
-                stats["dropped"] += 1
-            else:
-                inbox.append(p)
-        else:
-            stats["forwarded"] += 1
+        if p.dest != node:
             wire.put(int(hops[p.dest]), ("pkt", p))
+        elif not done:
+            inbox.append(p)
 
     def take_in(got: list) -> None:
         for sender, msg in got:
@@ -172,7 +158,7 @@ def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict, link_tim
         finish_s = time.monotonic() - t0
         inbox.clear()
         send_msg(ctl, ("atom_done", result, {"finish_s": finish_s, "sent": rt.sent,
-                                             "bytes": rt.bytes_sent, **stats}))
+                                             "bytes": rt.bytes_sent}))
         # forward for the others until every atom is done
         while not pump(None):
             pass
@@ -185,7 +171,7 @@ def run_atom(ctl: socket.socket, node: int, cmd, outs: dict, ins: dict, link_tim
             if not got and not wire.busy():
                 raise _LinkDown(min(set(ins) - ended), "timeout")
             take_in(got)
-        send_msg(ctl, ("atoms_ended", stats["dropped"]))
+        send_msg(ctl, ("atoms_ended",))
         return True
     except _LinkDown as exc:
         send_msg(ctl, ("link", exc.sender, exc.why))

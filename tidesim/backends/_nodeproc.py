@@ -59,10 +59,14 @@ _PORT = 7411  # each node listens here, in its own namespace
 # ----------------------------------------------------------------------------- wire
 
 
+def frame(data: bytes) -> bytes:
+    """``data`` (a pickle) as one length-prefixed message of the wire."""
+    return _HEADER.pack(len(data)) + data
+
+
 def send_msg(sock: socket.socket, obj: Any) -> None:
     """One length-prefixed pickled message."""
-    data = pickle.dumps(obj, protocol=5)
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    sock.sendall(frame(pickle.dumps(obj, protocol=5)))
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -290,7 +294,7 @@ def _node_loop(ctl: socket.socket, node: int, netns: str | None, where: str) -> 
         elif cmd[0] == "atoms":
             from ._nodeatoms import run_atom
 
-            if not run_atom(ctl, node, cmd, outs, ins, link_timeout_s, send_msg, recv_msg):
+            if not run_atom(ctl, node, cmd, outs, ins, link_timeout_s):
                 return
         elif cmd[0] == "commit":
             part.commit()
@@ -824,11 +828,8 @@ class ProcessRun(HardwareRun):
     def _window(self, t1: float) -> None:
         from ..models._partition import settle_window
 
-        sent = [0]
-
-        def step(key):
-            self._broadcast(("run", t1, sent[0], key))
-            sent[0] += 1
+        def step(it, key):
+            self._broadcast(("run", t1, it, key))
             replies = self._gather("ran")
             return any(r[2] for r in replies), [r[4] for r in replies], replies
 
@@ -900,16 +901,11 @@ class ProcessRun(HardwareRun):
                 still waiting named); the nodes are stopped.
             NodeFailure: a node died or a link failed.
         """
-        from ..packetnet._atoms import AtomRun, routes
+        from ..packetnet._atoms import AtomRun, connected_routes
 
         atoms = self._check_atoms(atoms, timeout_s)
         n = len(atoms)
-        hops = routes(n, self.system.topology.links)
-        if (hops < 0).any():
-            a, b = np.argwhere(hops < 0)[0].tolist()
-            raise ConfigError("atoms", f"node {a} -> node {b}",
-                              "must be connected: every node must reach every other over "
-                              "the system's links")
+        hops = connected_routes(n, self.system.topology.links, "the system's links")
         cmds = []
         for j, atom in enumerate(atoms):
             try:
@@ -921,7 +917,7 @@ class ProcessRun(HardwareRun):
         try:
             for j, c in enumerate(self._socks):
                 try:
-                    c.sendall(_HEADER.pack(len(cmds[j])) + cmds[j])
+                    c.sendall(frame(cmds[j]))
                 except OSError:
                     self._fail_dead(j)
             self._gather("atoms_ready")

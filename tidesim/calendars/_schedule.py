@@ -32,10 +32,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from ..errors import ConfigError, SimulationFault
+from ..models.topology import hop_distances
 from ._network import LogicalNetwork
 
 __all__ = ["Schedule", "place", "schedule"]
@@ -188,7 +188,7 @@ def place(graph, network: LogicalNetwork, how: str = "greedy", *,
     pinned = pins >= 0
     if how == "one-to-one":
         return np.where(pinned, pins, np.arange(n_inst, dtype=np.int64))
-    dist = _hop_distances(network)
+    dist = hop_distances(network.n_nodes, network.links)
     load = graph.repetitions * np.array([i.action.cycles for i in graph.instances])
     if how == "optimal":
         from ._placement import optimal_placement
@@ -246,17 +246,6 @@ def _traffic(graph) -> dict[tuple[int, int], int]:
         key = (e.src, e.dst)
         t[key] = t.get(key, 0) + words
     return t
-
-
-def _hop_distances(network: LogicalNetwork) -> np.ndarray:
-    g = nx.DiGraph()
-    g.add_nodes_from(range(network.n_nodes))
-    g.add_edges_from(map(tuple, network.links.tolist()))
-    dist = np.full((network.n_nodes, network.n_nodes), network.n_nodes, dtype=np.int64)
-    for s, lengths in nx.all_pairs_shortest_path_length(g):
-        for d, v in lengths.items():
-            dist[s, d] = v
-    return dist
 
 
 # -- routing ---------------------------------------------------------------------
@@ -348,6 +337,12 @@ def _first_free(busy: _Busy, node: int, cyc: int, start: int, hi: int, lo: int) 
     return None
 
 
+def next_metacycle(metacycle_cycles: int) -> int:
+    """The metacycle the scheduler tries after one that did not fit: at
+    least one cycle and 25 % longer."""
+    return max(metacycle_cycles + 1, math.ceil(metacycle_cycles * 1.25))
+
+
 def schedule(graph, network: LogicalNetwork, placement="greedy", *,
              metacycle_cycles: int | None = None, hardware=None) -> Schedule:
     """Schedule one SDF iteration per metacycle of ``graph`` on ``network``.
@@ -398,7 +393,7 @@ def schedule(graph, network: LogicalNetwork, placement="greedy", *,
             if cap <= M:
                 raise SimulationFault(f"scheduler: no schedule found up to a metacycle of "
                                       f"{M} cycles (load {plan.lower_bound()})")
-            M = min(cap, max(M + 1, math.ceil(M * 1.25)))
+            M = min(cap, next_metacycle(M))
     if hardware is not None:
         from ._tables import check_hardware
 

@@ -13,7 +13,7 @@ Public API::
 from .parts import Actuator, Adjustment, ElasticBuffer, Stability
 from .simulation import FIDELITIES, RECORD_MODES, Simulation
 from .system import System
-from .topology import TOPOLOGY_KINDS, Topology, make_topology
+from .topology import TOPOLOGY_KINDS, Topology, hop_distances, make_topology
 from .trace import Fault, Trace
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "System",
     "Topology",
     "Trace",
+    "hop_distances",
     "make_topology",
 ]

@@ -437,8 +437,9 @@ class AllStable:
 def settle_window(allst: AllStable, step) -> tuple[int, object]:
     """Iterate one window to its fixed point.
 
-    ``step(key)`` runs every node over the window once, with ``key`` the
-    all-stable read so far (see :class:`AllStable`), and returns ``(changed,
+    ``step(it, key)`` runs every node over the window once (iteration
+    ``it``, from 0), with ``key`` the all-stable read so far (see
+    :class:`AllStable`), and returns ``(changed,
     logs, result)``: whether any node's segments changed, each node's
     detector log, and what the caller keeps. The window is settled once no
     segment changed and the key holds; returns the iterations and the last
@@ -447,7 +448,7 @@ def settle_window(allst: AllStable, step) -> tuple[int, object]:
     key = allst.find([])
     it = 0
     while True:
-        changed, logs, result = step(key)
+        changed, logs, result = step(it, key)
         it += 1
         new_key = allst.find(logs)
         if not changed and new_key == key:
@@ -479,7 +480,7 @@ def run_split(system, until_s: float, *, fidelity: str = "event", every: int = 0
         ghosts: dict[int, dict[int, Segments]] = {j: {} for j in range(n)}
         prev: list[Segments | None] = [None] * n
 
-        def step(key, t1=t1, ghosts=ghosts, prev=prev):
+        def step(_it, key, t1=t1, ghosts=ghosts, prev=prev):
             outs = [p.run(t1, ghosts[p.node], key) for p in parts]
             changed = any(o != q for o, q in zip(outs, prev, strict=True))
             for p, o in zip(parts, outs, strict=True):

@@ -36,6 +36,7 @@ What is recorded (``record``):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -82,18 +83,13 @@ def _kernels():
     return _kernels
 
 
-_ADVANCE = None
-
-
+@functools.cache
 def _advance():
     """The core kernel's compiled entry point (no per-call typing of its
     arguments: a node-by-node run calls it thousands of times a second)."""
-    global _ADVANCE
-    if _ADVANCE is None:
-        from .._jit import entry_point
+    from .._jit import entry_point
 
-        _ADVANCE = entry_point(_kernels().advance)
-    return _ADVANCE
+    return entry_point(_kernels().advance)
 
 
 def _memory_bytes() -> float:

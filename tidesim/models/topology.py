@@ -34,7 +34,7 @@ import numpy as np
 from .._checks import instance, integer, is_integer, is_number, number, text
 from ..errors import ConfigError
 
-__all__ = ["Topology", "TOPOLOGY_KINDS", "make_topology"]
+__all__ = ["Topology", "TOPOLOGY_KINDS", "hop_distances", "make_topology"]
 
 #: Latency of every link when none is given: 10 ns.
 DEFAULT_LATENCY_S = 1e-8
@@ -694,3 +694,23 @@ def make_topology(
     if kind == "beads":
         return Topology.beads(k, 3 if m is None else m, **opts)
     return Topology.from_edges(edges, n, **opts)
+
+
+def hop_distances(n_nodes: int, links) -> np.ndarray:
+    """Fewest hops from each node to each other over directed ``links``.
+
+    Args:
+        n_nodes: nodes; links: int ``[L, 2]`` ``(src, dst)``.
+
+    Returns:
+        int64 ``[n_nodes, n_nodes]``: ``dist[a, b]`` hops from ``a`` to
+        ``b``; ``n_nodes`` where ``b`` cannot be reached.
+    """
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n_nodes))
+    g.add_edges_from(map(tuple, np.asarray(links, np.int64).reshape(-1, 2).tolist()))
+    dist = np.full((n_nodes, n_nodes), n_nodes, dtype=np.int64)
+    for s, lengths in nx.all_pairs_shortest_path_length(g):
+        for d, v in lengths.items():
+            dist[s, d] = v
+    return dist

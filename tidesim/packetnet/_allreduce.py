@@ -275,7 +275,6 @@ def allreduce(algorithm, n_nodes: int, latency_s: float, rate_bytes_per_s: float
     """
     from ._atoms import run_atoms
 
-    n_nodes = integer("nodes", n_nodes, lo=1)
     latency_s = number("latency_s", latency_s, lo=0)
     rate = number("rate_bytes_per_s", rate_bytes_per_s, lo=0, lo_open=True)
     atoms = make_allreduce(algorithm, n_nodes, integer("size", size, lo=1), vectors)

@@ -32,7 +32,8 @@ import numpy as np
 from .._checks import integer, number
 from ..errors import ConfigError
 
-__all__ = ["Atom", "AtomRun", "Packet", "Runtime", "interrupt", "routes", "size_of"]
+__all__ = ["Atom", "AtomRun", "Packet", "Runtime", "connected_routes", "interrupt", "routes",
+           "size_of"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,6 @@ class Runtime(abc.ABC):
         self._in_handler = 0
         self.sent = 0
         self.bytes_sent = 0.0
-        self.received = 0
 
     # ------------------------------------------------------------ what the backend provides
     @property
@@ -224,7 +224,6 @@ class Runtime(abc.ABC):
                 break
         else:
             p = await self._take()
-            self.received += 1
         if p.future is not None and p.future in self._futures:
             handler = self._futures.pop(p.future)
         elif p.kind in self._interrupts:
@@ -267,31 +266,28 @@ def routes(n_nodes: int, links) -> np.ndarray:
 
     Ties go to the lowest-numbered neighbour, so every node computes the same table.
     """
-    nbrs: list[list[int]] = [[] for _ in range(n_nodes)]
-    for a, b in np.asarray(links, np.int64).reshape(-1, 2).tolist():
-        if a != b:
-            nbrs[a].append(b)
+    from ..models.topology import hop_distances
+
+    links = np.asarray(links, np.int64).reshape(-1, 2)
+    dist = hop_distances(n_nodes, links)
+    nbrs = [sorted({b for a, b in links.tolist() if a == j and b != j}) for j in range(n_nodes)]
     hop = np.full((n_nodes, n_nodes), -1, np.int64)
-    # breadth-first from each destination over reversed links
-    rev: list[list[int]] = [[] for _ in range(n_nodes)]
     for a in range(n_nodes):
-        for b in sorted(set(nbrs[a])):
-            rev[b].append(a)
-    for d in range(n_nodes):
-        dist = [-1] * n_nodes
-        dist[d] = 0
-        hop[d, d] = d
-        frontier = [d]
-        while frontier:
-            nxt = []
-            for b in frontier:
-                for a in sorted(rev[b]):
-                    if dist[a] < 0:
-                        dist[a] = dist[b] + 1
-                        nxt.append(a)
-            for a in nxt:  # the lowest-numbered neighbour one step closer
-                hop[a, d] = min(b for b in nbrs[a] if dist[b] == dist[a] - 1)
-            frontier = sorted(nxt)
+        for d in range(n_nodes):
+            if a == d:
+                hop[a, d] = d
+            elif dist[a, d] < n_nodes:  # the first neighbour one step closer
+                hop[a, d] = next(b for b in nbrs[a] if dist[b, d] == dist[a, d] - 1)
+    return hop
+
+
+def connected_routes(n_nodes: int, links, over: str) -> np.ndarray:
+    """:func:`routes`, refused unless every node reaches every other (``over``: for the message)."""
+    hop = routes(n_nodes, links)
+    if (hop < 0).any():
+        a, b = np.argwhere(hop < 0)[0].tolist()
+        raise ConfigError("atoms", f"node {a} -> node {b}",
+                          f"must be connected: every node must reach every other over {over}")
     return hop
 
 
@@ -331,16 +327,18 @@ def check_atoms(atoms: Sequence[Atom]) -> list[Atom]:
     return atoms
 
 
-def run_on_loop(loop, atoms: list[Atom], streams: list, put: Callable[[Any, Packet], None],
-                count: Callable[[], tuple[int, float]]) -> AtomRun:
+def run_on_loop(loop, atoms: list[Atom], streams: list,
+                put: Callable[[Any, Packet], None]) -> AtomRun:
     """Run one atom per node as tasks of ``loop``; ``put(handle, packet)`` sends."""
     n = len(atoms)
     results: list = [None] * n
     finish: list = [None] * n
+    runtimes: list[Runtime] = []
 
     def task(j: int):
         async def run(h):
             rt = _LoopRuntime(atoms[j], j, n, h, streams[j], put)
+            runtimes.append(rt)
             results[j] = await atoms[j].invoke(rt)
             finish[j] = h.time
         return run
@@ -349,8 +347,8 @@ def run_on_loop(loop, atoms: list[Atom], streams: list, put: Callable[[Any, Pack
     for j in range(n):
         loop.go(task(j), name=f"node {j} ({type(atoms[j]).__name__})")
     loop.run()
-    messages, nbytes = count()
-    return AtomRun(results, loop.time, messages, nbytes, time.perf_counter() - t0, finish)
+    return AtomRun(results, loop.time, sum(rt.sent for rt in runtimes),
+                   sum(rt.bytes_sent for rt in runtimes), time.perf_counter() - t0, finish)
 
 
 def run_atoms(atoms: Sequence[Atom], *, latency_s: float, rate_bytes_per_s: float,
@@ -376,8 +374,7 @@ def run_atoms(atoms: Sequence[Atom], *, latency_s: float, rate_bytes_per_s: floa
     def put(h, p: Packet) -> None:
         net.send(h, Message(nodes[p.source], nodes[p.dest], p, p.size_bytes))
 
-    return run_on_loop(loop, atoms, [nd.incoming for nd in nodes], put,
-                       lambda: (net.sent, net.sent_bytes))
+    return run_on_loop(loop, atoms, [nd.incoming for nd in nodes], put)
 
 
 # ------------------------------------------------------------------ in wall time

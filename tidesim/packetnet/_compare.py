@@ -26,7 +26,6 @@ output and is left out.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,9 +90,11 @@ def ring_route_cycles(sched) -> np.ndarray:
 def grow_metacycle(lo: int, need: int) -> int:
     """The scheduler's metacycle: from the load bound ``lo`` up in steps of at
     least 1 and 25 %, the first that is ``>= need``."""
+    from ..calendars._schedule import next_metacycle
+
     metacycle = int(lo)
     while metacycle < need:
-        metacycle = max(metacycle + 1, math.ceil(metacycle * 1.25))
+        metacycle = next_metacycle(metacycle)
     return metacycle
 
 

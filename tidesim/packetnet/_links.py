@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import number
 from ..errors import ConfigError
-from ._atoms import Atom, AtomRun, Packet, check_atoms, routes, run_on_loop
+from ._atoms import Atom, AtomRun, Packet, check_atoms, connected_routes, run_on_loop
 from ._loop import EventLoop
 
 __all__ = ["LinkNetwork", "run_on_links"]
@@ -20,6 +20,7 @@ class LinkNetwork:
     link, takes ``size_bytes / rate`` to go onto it, then the link's latency.
     A packet for a node further away hops along shortest paths
     (:func:`~tidesim.packetnet.routes`), stored and forwarded at each hop.
+    Every node must reach every other.
 
     Args:
         loop: the event loop; n_nodes: nodes.
@@ -36,26 +37,19 @@ class LinkNetwork:
             raise ConfigError("links.latency_s", self.latency_s.shape,
                               f"must be ({len(self.links)},)")
         self.rate = number("links.rate_bytes_per_s", rate_bytes_per_s, lo=0, lo_open=True)
-        self.hop = routes(n_nodes, self.links)
+        self.hop = connected_routes(n_nodes, self.links, "the links")
         self._link = {(int(a), int(b)): k for k, (a, b) in enumerate(self.links.tolist())}
         self._free_at = np.zeros(len(self.links))
         self.streams = [loop.stream() for _ in range(n_nodes)]
-        self.sent = 0
-        self.sent_bytes = 0.0
 
     def send(self, h, packet: Packet) -> None:
-        if self.hop[packet.source, packet.dest] < 0:
-            raise ConfigError("send.dest", packet.dest,
-                              f"must be reachable from node {packet.source} over the links")
-        self.sent += 1
-        self.sent_bytes += packet.size_bytes
         self._at(packet.source, packet)
 
     def _at(self, node: int, packet: Packet) -> None:
         """``packet`` is at ``node`` now: deliver it, or put it on the next link."""
         loop = self.loop
         if node == packet.dest:
-            loop.deliver(self.streams[node], packet, loop.time)
+            loop.deliver(self.streams[node], packet)
             return
         nxt = int(self.hop[node, packet.dest])
         k = self._link[node, nxt]
@@ -76,9 +70,4 @@ def run_on_links(atoms: Sequence[Atom], links, latency_s, rate_bytes_per_s: floa
     atoms = check_atoms(atoms)
     loop = EventLoop(tie_seed=tie_seed)
     net = LinkNetwork(loop, len(atoms), links, latency_s, rate_bytes_per_s)
-    unreachable = np.argwhere(net.hop < 0)
-    if len(unreachable):
-        a, b = unreachable[0].tolist()
-        raise ConfigError("atoms", f"node {a} -> node {b}",
-                          "must be connected: every node must reach every other over the links")
-    return run_on_loop(loop, atoms, net.streams, net.send, lambda: (net.sent, net.sent_bytes))
+    return run_on_loop(loop, atoms, net.streams, net.send)

@@ -143,8 +143,7 @@ class EventLoop:
             integer("tie_seed", tie_seed, lo=0))
         self._ready: deque = deque()        # (task, value to send)
         self._waiting: dict[Stream, list] = {}  # stream -> tasks polling it
-        self._names: dict = {}  # task -> its name
-        self.live = 0
+        self._names: dict = {}  # each live task -> its name
 
     def stream(self) -> Stream:
         self._streams += 1
@@ -165,9 +164,8 @@ class EventLoop:
         heapq.heappush(self._timers, t)
         return t
 
-    def deliver(self, stream: Stream, message: Any, time_s: float) -> None:
-        """Deliver ``message`` on ``stream`` now (``time_s``: now, from a :meth:`call_at`)."""
-        self.time = max(self.time, time_s)
+    def deliver(self, stream: Stream, message: Any) -> None:
+        """Deliver ``message`` on ``stream`` now (from a :meth:`call_at` function)."""
         self._deliver(Event(stream, message))
 
     def tie_order(self, n: int) -> list[int]:
@@ -181,7 +179,11 @@ class EventLoop:
         task = fn(Handle(self))
         self._names[task] = name or getattr(fn, "__qualname__", None) or f"task {len(self._names)}"
         self._ready.append((task, None))
-        self.live += 1
+
+    @property
+    def live(self) -> int:
+        """Tasks started and not finished."""
+        return len(self._names)
 
     def run(self) -> None:
         """Run until every task has finished (``time``: the last delivery to a live task).
@@ -204,7 +206,6 @@ class EventLoop:
                 try:
                     wait = task.send(value)
                 except StopIteration:
-                    self.live -= 1
                     del self._names[task]
                     continue
                 for s in wait.streams:

@@ -96,8 +96,7 @@ class SwitcherNetwork:
         self.switcher, self.nodes = switcher, list(nodes)
         self.latency_s = number("network.latency_s", latency_s, lo=0)
         self._index = {id(nd): k for k, nd in enumerate(self.nodes)}
-        self.sent = 0
-        self.sent_bytes = 0.0
+        self._loop = nodes[0].incoming.loop
         # the flights of the current plan segment, as they were at its start
         self._msgs: list[Message] = []
         self._src = np.zeros(0, np.int64)
@@ -108,7 +107,6 @@ class SwitcherNetwork:
         self._done = np.zeros(0, bool)
         self._t0 = self._seg_start = self._seg_end = 0.0
         self._timer: Timer | None = None
-        self._loop = None
 
     def send(self, h: Handle, *msgs: Message) -> None:
         """Put ``msgs`` on the network now, and plan again."""
@@ -118,7 +116,6 @@ class SwitcherNetwork:
             for end in (m.source, m.dest):
                 if id(end) not in idx:
                     raise ConfigError("message.node", end, "must be a node of the network")
-        self._loop = h.loop
         # the plan stops where it is; a segment that ends now delivers first
         while self._msgs and self._seg_end <= now:
             self._next_segment()
@@ -129,10 +126,8 @@ class SwitcherNetwork:
             self._timer = None
         if msgs:
             k = len(msgs)
-            self.sent += k
             self._msgs.extend(msgs)
             sizes = [float(m.size) for m in msgs]
-            self.sent_bytes += sum(sizes)
             self._src = np.concatenate((self._src, [idx[id(m.source)] for m in msgs]))
             self._dst = np.concatenate((self._dst, [idx[id(m.dest)] for m in msgs]))
             self._lat = np.concatenate((self._lat, np.full(k, self.latency_s)))
@@ -164,7 +159,7 @@ class SwitcherNetwork:
         ending = np.flatnonzero(done).tolist()
         for j in loop.tie_order(len(ending)):
             m = self._msgs[ending[j]]
-            loop.deliver(m.dest.incoming, m, end)
+            loop.deliver(m.dest.incoming, m)
         keep = ~done
         self._msgs = [m for m, d in zip(self._msgs, done.tolist(), strict=True) if not d]
         self._src, self._dst = self._src[keep], self._dst[keep]
